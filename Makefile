@@ -1,0 +1,43 @@
+# Two commands a fresh machine needs (see README):
+#   make serve   install into .venv and run the service on its embedded defaults
+#   make test    install into .venv and run linters, type checks and every test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: serve test lint unit integration bench fit clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+serve: $(STAMP)
+	$(BIN)/fhircac serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy fhircac
+
+test: lint
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest tests/integration
+
+bench: $(STAMP)
+	$(BIN)/python bench/calc_batch.py
+
+# Re-fit the percentile model (needs the shared reference file and the `fit` extra).
+fit: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,fit]'
+	$(BIN)/python tools/fit_percentile.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,176 @@
+"""The ``fhircac`` command line: ``calc`` (the core as a calculator) and ``serve`` (the HTTP service).
+
+Exit codes: 0 ok, 2 bad input (each problem named on stderr), 1 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from datetime import date
+from typing import IO, Any
+
+from fhircac import __version__
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+
+# (flag, help); every flag maps to the batch key with dashes turned into underscores.
+_VALUE_FLAGS = [
+    ("--id", "an identifier echoed as the summary's patient"),
+    ("--age", "age in years at the scan"),
+    ("--sex", "female or male"),
+    ("--race", "white, black, hispanic, chinese or other"),
+    ("--cac", "total Agatston score of the current scan"),
+    ("--date", "date of the current scan (YYYY-MM-DD; default: --as-of)"),
+    ("--vessels", "number of coronary arteries (0-4) with calcium, for the CAC-DRS N modifier"),
+    ("--percentile", "percentile reported with the scan (wins over the estimate)"),
+    ("--prior-cac", "Agatston score of the previous scan"),
+    ("--prior-date", "date of the previous scan"),
+    ("--tc", "total cholesterol, mg/dL (or with a unit: '5.2 mmol/L')"),
+    ("--hdl", "HDL cholesterol, mg/dL or with a unit"),
+    ("--ldl", "LDL cholesterol, mg/dL or with a unit"),
+    ("--tg", "triglycerides, mg/dL or with a unit"),
+    ("--sbp", "systolic blood pressure, mmHg"),
+    ("--apob", "apolipoprotein B, mg/dL or with a unit ('0.9 g/L')"),
+    ("--crp", "hs-CRP, mg/L or with a unit"),
+    ("--insulin", "fasting insulin, µU/mL"),
+    ("--hba1c", "HbA1c, % or with a unit ('48 mmol/mol')"),
+    ("--lpa", "lipoprotein(a); give its unit with --lpa-unit or inline"),
+    ("--lpa-unit", "mg/dL or nmol/L (never converted into each other)"),
+    ("--policy", "acc-aha-2018 (default) or lifestyle-first"),
+    ("--as-of", "assessment date (default: today)"),
+]
+_BOOLEAN_FLAGS = [
+    ("--statin", "taking a statin (now and between the scans)"),
+    ("--lipid-lowering", "taking other lipid-lowering medication"),
+    ("--bp-treated", "taking blood-pressure medication"),
+    ("--diabetes", "has diabetes"),
+    ("--smoker", "current smoker"),
+    ("--family-history", "family history of premature coronary disease"),
+    ("--known-cad", "known coronary disease (MI, stent, bypass)"),
+    ("--symptoms", "chest pain or breathlessness on exertion"),
+    ("--bleeding-risk", "raised bleeding risk"),
+]
+
+
+def _key(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fhircac", description="FHIR interoperability and CDS for CAC scores"
+    )
+    parser.add_argument("--version", action="version", version=f"fhircac {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    calc = commands.add_parser(
+        "calc",
+        help="interpret one CAC score (or a JSON Lines batch) without FHIR",
+        description=(
+            "Boolean flags: '--diabetes' means yes, absent means no, '--diabetes unknown' means unknown."
+        ),
+    )
+    for flag, text in _VALUE_FLAGS:
+        calc.add_argument(flag, dest=_key(flag), help=text)
+    for flag, text in _BOOLEAN_FLAGS:
+        calc.add_argument(flag, dest=_key(flag), nargs="?", const="yes", metavar="yes|no|unknown", help=text)
+    calc.add_argument(
+        "--batch", metavar="FILE", help="JSON Lines file ('-' for stdin): one input object a line"
+    )
+
+    serve = commands.add_parser("serve", help="run the HTTP service under gunicorn")
+    serve.add_argument("--host", help="address to bind (default FHIRCAC_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default FHIRCAC_PORT or 8080)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "calc":
+        return _calc(args)
+    if args.command == "serve":
+        from fhircac.web.serve import serve
+
+        return serve(host=args.host, port=args.port)
+    return EXIT_INTERNAL  # pragma: no cover - argparse enforces the choices
+
+
+def _calc(args: argparse.Namespace) -> int:
+    from fhircac.clinical.errors import InvalidInput
+
+    if args.batch is not None:
+        given = [flag for flag, _ in _VALUE_FLAGS + _BOOLEAN_FLAGS if getattr(args, _key(flag)) is not None]
+        if given:
+            print(
+                f"fhircac calc: --batch reads every input from the file; drop {', '.join(given)}",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+        if args.batch == "-":
+            return run_batch(sys.stdin, sys.stdout, sys.stderr)
+        try:
+            with open(args.batch, encoding="utf-8") as lines:
+                return run_batch(lines, sys.stdout, sys.stderr)
+        except OSError as error:
+            print(f"fhircac calc: cannot read {args.batch}: {error.strerror}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    data = {
+        _key(flag): getattr(args, _key(flag))
+        for flag, _ in _VALUE_FLAGS + _BOOLEAN_FLAGS
+        if getattr(args, _key(flag)) is not None
+    }
+    try:
+        summary = calculate(data, date.today())
+    except InvalidInput as error:
+        for problem in error.problems:
+            print(f"fhircac calc: {_flag_name(problem.field)}: {problem.message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    json.dump(summary, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
+def _flag_name(field: str) -> str:
+    head, _, rest = field.partition(".")
+    flag = "--" + head.replace("_", "-") if head.isidentifier() else head
+    return flag + ("." + rest if rest else "")
+
+
+def calculate(data: object, today: date) -> dict[str, Any]:
+    """One calculator input to its summary; raises InvalidInput."""
+    from fhircac.calc_input import parse_calc_input
+    from fhircac.clinical.assess import assess
+    from fhircac.clinical.summary import to_summary
+
+    request = parse_calc_input(data, today)
+    return to_summary(assess(request.record, request.policy, as_of=request.as_of))
+
+
+def run_batch(lines: Iterable[str], out: IO[str], err: IO[str]) -> int:
+    """One output line per non-blank input line, in order: a summary, or ``{"line", "errors"}``."""
+    from fhircac.clinical.errors import InvalidInput
+
+    today = date.today()
+    failed = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            result: dict[str, Any] = calculate(json.loads(line), today)
+        except json.JSONDecodeError as error:
+            result = {"line": number, "errors": [{"field": "(line)", "message": f"not JSON: {error.msg}"}]}
+        except InvalidInput as error:
+            result = {
+                "line": number,
+                "errors": [{"field": p.field, "message": p.message} for p in error.problems],
+            }
+        if "errors" in result:
+            failed += 1
+            for problem in result["errors"]:
+                print(f"fhircac calc: line {number}: {problem['field']}: {problem['message']}", file=err)
+        out.write(json.dumps(result, ensure_ascii=False))
+        out.write("\n")
+    return EXIT_BAD_INPUT if failed else EXIT_OK

@@ -1,0 +1,160 @@
+"""What ``assess`` returns: typed results plus cited statements, warnings and missing inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+from fhircac.clinical.policies import Policy
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A recommendation or warning: a stable id (for cards, feedback, tests), its text and source."""
+
+    id: str
+    text: str
+    source: str
+
+
+@dataclass(frozen=True)
+class MissingInput:
+    field: str
+    needed_for: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.field}: needed for {', '.join(self.needed_for)}"
+
+
+@dataclass
+class Findings:
+    """Collects statements while the rules run; ``assess`` freezes it into the Assessment."""
+
+    recommendations: list[Statement] = field(default_factory=list)
+    warnings: list[Statement] = field(default_factory=list)
+    missing: dict[str, list[str]] = field(default_factory=dict)
+
+    def recommend(self, id: str, text: str, source: str) -> None:
+        self.recommendations.append(Statement(id, text, source))
+
+    def warn(self, id: str, text: str, source: str) -> None:
+        self.warnings.append(Statement(id, text, source))
+
+    def need(self, field_name: str, purpose: str) -> None:
+        purposes = self.missing.setdefault(field_name, [])
+        if purpose not in purposes:
+            purposes.append(purpose)
+
+    def missing_inputs(self) -> tuple[MissingInput, ...]:
+        return tuple(MissingInput(name, tuple(purposes)) for name, purposes in self.missing.items())
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    agatston: float
+    date: date
+    band: str
+    fine_band: str
+    cac_drs: str
+    vessels_with_calcium: int | None
+    stage: int | None
+    arterial_age: float | None
+
+
+@dataclass(frozen=True)
+class PercentileResult:
+    value: float
+    estimated: bool
+    reference: str
+
+
+@dataclass(frozen=True)
+class RiskResult:
+    mesa_chd_10y_with_cac: float | None
+    mesa_chd_10y_without_cac: float | None
+    pce_ascvd_10y: float | None
+    pce_band: str | None
+
+
+class ProgressionCategory(StrEnum):
+    STILL_ZERO = "still-zero"
+    INCIDENT = "incident"
+    PROGRESSION = "progression"
+    POSSIBLE_PROGRESSION = "possible-progression"
+    WITHIN_VARIABILITY = "within-variability"
+    DECREASE = "decrease"
+
+
+@dataclass(frozen=True)
+class Progression:
+    prior_agatston: float
+    prior_date: date
+    years: float
+    annualized_change: float
+    annualized_percent: float | None
+    sqrt_delta: float
+    significant: bool
+    category: ProgressionCategory
+    rapid: bool
+    on_statin: bool
+    interpretation: str
+    source: str
+
+
+@dataclass(frozen=True)
+class NextScan:
+    earliest: date | None
+    suggested: date | None
+    rationale: str
+    source: str
+
+
+class MetabolicState(StrEnum):
+    ACTIVE = "active"
+    CALM = "calm"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class MarkerStatus:
+    marker: str
+    value: float
+    unit: str
+    target: str
+    on_target: bool
+
+
+@dataclass(frozen=True)
+class Metabolic:
+    state: MetabolicState
+    markers: tuple[MarkerStatus, ...]
+
+    def off_target(self, *names: str) -> list[MarkerStatus]:
+        return [m for m in self.markers if not m.on_target and (not names or m.marker in names)]
+
+
+@dataclass(frozen=True)
+class PatientExplanation:
+    headline: str
+    paragraphs: tuple[str, ...]
+    questions: tuple[str, ...]
+    source: str
+
+
+@dataclass(frozen=True)
+class Assessment:
+    patient_id: str | None
+    as_of: date
+    policy: Policy
+    score: ScoreResult
+    percentile: PercentileResult | None
+    risk: RiskResult
+    progression: Progression | None
+    next_scan: NextScan
+    metabolic: Metabolic
+    recommendations: tuple[Statement, ...]
+    warnings: tuple[Statement, ...]
+    lifestyle: tuple[Statement, ...]
+    explanation: PatientExplanation
+    missing: tuple[MissingInput, ...]

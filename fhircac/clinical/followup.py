@@ -1,0 +1,131 @@
+"""When a repeat scan makes sense (REFERENCE §6). Never sooner than 3 years after the last scan."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from fhircac.clinical import citations as c
+from fhircac.clinical.assessment import Findings, MetabolicState, NextScan
+from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
+from fhircac.clinical.context import Context
+from fhircac.clinical.policies import PolicyId
+from fhircac.clinical.record import DrugClass
+
+MINIMUM_INTERVAL_YEARS = 3  # source 000: not sooner than 3-5 years
+CAC_ZERO_LOW_RISK_YEARS = 5
+
+SOURCE = c.cite("REFERENCE §6", c.SOURCE_000)
+
+
+def add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
+def several_risk_factors(ctx: Context) -> bool:
+    """Service definition of "several risk factors" (source 000 gives none): two or more of current
+    smoking, family history of premature coronary disease, treated hypertension or SBP ≥140 mmHg,
+    HDL <40 mg/dL (the ATP III major risk factors, age aside)."""
+    record = ctx.record
+    hdl = record.labs.hdl
+    sbp = record.systolic_bp
+    hypertension = record.taking(DrugClass.ANTIHYPERTENSIVE, ctx.as_of) or (
+        sbp is not None and sbp.value >= 140
+    )
+    factors = [
+        bool(record.current_smoker),
+        bool(record.family_history_premature_chd),
+        hypertension,
+        hdl is not None and hdl.value < 40,
+    ]
+    return sum(factors) >= 2
+
+
+def next_scan(ctx: Context, findings: Findings) -> NextScan:
+    scan_date = ctx.scan.date
+    if ctx.record.known_coronary_disease:
+        return NextScan(
+            earliest=None,
+            suggested=None,
+            rationale=(
+                "No repeat CAC scan: with known coronary disease the score adds nothing "
+                "and stents distort it."
+            ),
+            source=c.cite("REFERENCE §9", c.SOURCE_003, c.SOURCE_004, c.NLA_2021),
+        )
+    earliest = add_years(scan_date, MINIMUM_INTERVAL_YEARS)
+    score = ctx.agatston
+    lifestyle_first = ctx.policy.id is PolicyId.LIFESTYLE_FIRST
+
+    if score <= 0:
+        if ctx.record.diabetes is None:
+            findings.need("diabetes", "repeat-scan interval after CAC 0")
+        if ctx.record.diabetes or several_risk_factors(ctx):
+            return NextScan(
+                earliest,
+                earliest,
+                "CAC 0 with diabetes or several risk factors: repeat at 3 years, where repeat scanning "
+                "is most useful (conversion to a positive score).",
+                c.cite(SOURCE, c.WARRANTY),
+            )
+        five_years = add_years(scan_date, CAC_ZERO_LOW_RISK_YEARS)
+        rationale = (
+            "CAC 0 with few risk factors: repeat in 5 years."
+            if lifestyle_first
+            else "CAC 0 with few risk factors: reassess in 5-10 years."
+        )
+        source = c.cite(SOURCE, c.SOURCE_002 if lifestyle_first else c.CHOLESTEROL_2018)
+        return NextScan(five_years, five_years, rationale, source)
+
+    if lifestyle_first:
+        return _lifestyle_first(ctx, earliest)
+
+    if ctx.on_statin:
+        return NextScan(
+            earliest,
+            None,
+            "Not needed to judge the statin: on a statin the score is expected to rise. If a repeat is "
+            "considered for another reason, not before 3 years.",
+            c.cite(SOURCE, c.SOURCE_004),
+        )
+    if score < HIGH_SCORE:
+        return NextScan(
+            earliest,
+            add_years(scan_date, 5),
+            "CAC 1-99: a repeat at 3-5 years only if the result would change management.",
+            SOURCE,
+        )
+    if score < VERY_HIGH_SCORE:
+        return NextScan(
+            earliest,
+            None,
+            "CAC 100-399: repeat scanning is not routine; if considered, not before 3-5 years.",
+            SOURCE,
+        )
+    return NextScan(
+        earliest,
+        None,
+        "CAC ≥400: a repeat scan adds little; manage the risk instead.",
+        SOURCE,
+    )
+
+
+def _lifestyle_first(ctx: Context, earliest: date) -> NextScan:
+    source = c.cite("REFERENCE §6", c.SOURCE_002, c.SOURCE_000)
+    if ctx.agatston < HIGH_SCORE:
+        return NextScan(earliest, earliest, "CAC 1-99: check again in 3 years.", source)
+    if ctx.metabolic.state is MetabolicState.CALM:
+        return NextScan(
+            earliest, earliest, "Metabolically calm: check again in 3-5 years (suggested at 3).", source
+        )
+    return NextScan(
+        earliest,
+        None,
+        "A repeat at 3-5 years applies once the metabolic markers are calm; first re-evaluate the "
+        "markers (they are "
+        + ("off target" if ctx.metabolic.state is MetabolicState.ACTIVE else "not available")
+        + ").",
+        source,
+    )

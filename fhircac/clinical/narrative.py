@@ -1,0 +1,148 @@
+"""The plain-language explanation a patient can read (REFERENCE §11, source 004).
+
+Calm and specific: what the number measures and what it does not, what it means for this
+person, that the aim is stable plaque rather than a lower number, and the questions worth
+asking. A high score is a signal to act on, never an emergency (sources 002, 004).
+"""
+
+from __future__ import annotations
+
+from fhircac.clinical import citations as c
+from fhircac.clinical.assessment import NextScan, PatientExplanation, Progression, ProgressionCategory
+from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
+from fhircac.clinical.context import Context
+
+SOURCE = c.cite("REFERENCE §11", c.SOURCE_004, c.SOURCE_000, c.SOURCE_002, c.SOURCE_003)
+
+WHAT_IT_MEASURES = (
+    "The scan measures calcium in the walls of the arteries that feed your heart. Calcium marks places "
+    "where plaque has built up over many years. The scan does not show soft plaque, and it does not "
+    "show whether any artery is narrowed or blocked."
+)
+THE_GOAL = (
+    "The aim of treatment is not to lower this number. It is to keep any plaque stable and to lower "
+    "the chance of a heart attack. Statins often make the score go up, because plaque hardens as it "
+    "stabilises, so a rising score on a statin can be good news."
+)
+
+
+def _headline(score: float) -> str:
+    shown = f"{score:g}"
+    if score <= 0:
+        return "Your calcium score is 0: no calcified plaque was seen."
+    if score < HIGH_SCORE:
+        return f"Your calcium score is {shown}: a small amount of calcified plaque."
+    if score < VERY_HIGH_SCORE:
+        return f"Your calcium score is {shown}: a moderate amount of calcified plaque."
+    return (
+        f"Your calcium score is {shown}: a lot of calcified plaque. "
+        "This is a signal to act on calmly, not an emergency."
+    )
+
+
+def _meaning(ctx: Context) -> str:
+    score = ctx.agatston
+    if ctx.record.known_coronary_disease:
+        return (
+            "Because heart disease is already known (for example a stent, bypass or a previous heart "
+            "attack), the calcium score adds little to what your care team already knows."
+        )
+    if score <= 0:
+        text = (
+            "A score of 0 is reassuring, but it is not a guarantee of zero risk, because soft plaque "
+            "does not show on this scan."
+        )
+    elif score < HIGH_SCORE:
+        text = "A small amount of plaque is a reason to pay attention to your risk factors."
+    else:
+        text = (
+            "A higher score means more plaque is likely present. It does not mean your arteries are "
+            "blocked, and it does not predict what will happen to you: it is a risk, and risk can be managed."
+        )
+    percentile = ctx.percentile
+    if percentile is not None and score > 0:
+        text += (
+            f" Compared with people of the same age, sex and background, your score is higher than "
+            f"about {percentile.value:.0f} in 100."
+        )
+    return text
+
+
+def _risk_sentence(mesa_with_cac: float | None) -> str | None:
+    if mesa_with_cac is None:
+        return None
+    in_100 = max(1, round(mesa_with_cac * 100))
+    return (
+        f"Using your score and risk factors, the MESA study's calculator estimates that about {in_100} in "
+        f"100 people like you would have a coronary event in the next 10 years, so about {100 - in_100} "
+        "in 100 would not."
+    )
+
+
+def _change(progression: Progression, current: float) -> str:
+    before, now = f"{progression.prior_agatston:g}", f"{current:g}"
+    if progression.on_statin and current > progression.prior_agatston:
+        return (
+            f"Your score went from {before} to {now} while you were taking a statin. That is expected and "
+            "can mean the plaque is becoming more stable; it does not mean the statin is failing."
+        )
+    if progression.category in (ProgressionCategory.WITHIN_VARIABILITY, ProgressionCategory.STILL_ZERO):
+        return f"Your score went from {before} to {now}, which is within the usual variation between scans."
+    if progression.category is ProgressionCategory.DECREASE:
+        return (
+            f"Your score went from {before} to {now}. Scores rarely fall, so the difference most likely "
+            "comes from differences between scanners."
+        )
+    return (
+        f"Your score went from {before} to {now}. Your clinician will read this together with your other "
+        "risk factors; the latest score matters more than the change."
+    )
+
+
+def _next_steps(next_scan: NextScan) -> str:
+    text = "What matters most now is a conversation with your clinician about your overall risk and a plan."
+    if next_scan.suggested is not None:
+        text += f" A repeat scan is suggested around {next_scan.suggested.isoformat()}, not earlier."
+    elif next_scan.earliest is not None:
+        text += " A repeat scan is not routinely needed."
+    else:
+        text += " A repeat calcium scan is not needed."
+    return text
+
+
+def _questions(ctx: Context) -> tuple[str, ...]:
+    questions = [
+        "Given my full risk profile, not just the calcium score, what is my overall risk and how should "
+        "I think about it?",
+        "Do my symptoms or risk factors mean I need further tests, such as a stress test or a CT coronary "
+        "angiogram, or is managing my risk factors enough for now?",
+    ]
+    if ctx.agatston > 0 and ctx.record.labs.lpa is None:
+        questions.append("Should my lipoprotein(a) level be checked?")
+    if ctx.agatston > 0:
+        questions.append(
+            "If I take a statin and my calcium score rises at a repeat scan, does that mean the medicine "
+            "is failing, or that the plaque is stabilising?"
+        )
+    questions.append(
+        "What targets should I work toward for blood pressure, cholesterol and lifestyle, and how often "
+        "should we review them?"
+    )
+    return tuple(questions)
+
+
+def explain(ctx: Context, next_scan: NextScan, mesa_with_cac: float | None) -> PatientExplanation:
+    paragraphs = [WHAT_IT_MEASURES, _meaning(ctx)]
+    risk = _risk_sentence(mesa_with_cac)
+    if risk is not None and not ctx.record.known_coronary_disease:
+        paragraphs.append(risk)
+    if ctx.progression is not None:
+        paragraphs.append(_change(ctx.progression, ctx.agatston))
+    paragraphs.append(THE_GOAL)
+    paragraphs.append(_next_steps(next_scan))
+    return PatientExplanation(
+        headline=_headline(ctx.agatston),
+        paragraphs=tuple(paragraphs),
+        questions=_questions(ctx),
+        source=SOURCE,
+    )

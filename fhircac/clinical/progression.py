@@ -1,0 +1,113 @@
+"""Change between two scans, read in the light of statin therapy (REFERENCE §5).
+
+The latest score drives risk; progression is context. The one rule that must never break: a
+rise while a statin was taken is expected (plaque calcifies as it stabilises) and is never
+called treatment failure (sources 000, 001, 004).
+"""
+
+from __future__ import annotations
+
+import math
+
+from fhircac.clinical import citations as c
+from fhircac.clinical.assessment import Progression, ProgressionCategory
+from fhircac.clinical.record import DAYS_PER_YEAR, CacScan
+
+SQRT_PROGRESSION_THRESHOLD = 2.5  # Hokanson: √CAC₂ − √CAC₁ ≥ 2.5
+REPEATABILITY_FACTOR = 4.93  # Sevrukov: change within ±4.93·√baseline is within repeatability
+RAPID_PERCENT_PER_YEAR = 15.0  # source 000, Raggi 2004
+SHORT_INTERVAL_YEARS = 3.0  # source 000: variability can dominate below 3 years
+
+STATIN_RISE_TEXT = (
+    "A statin was taken during this interval. Statins often make the calcium score rise as soft "
+    "plaque calcifies and stabilises, so a rise is expected and is not a sign that the treatment "
+    "is failing."
+)
+LATEST_SCORE_TEXT = "For risk, the latest score matters more than the rate of change."
+SHORT_INTERVAL_TEXT = (
+    "The scans are less than 3 years apart, so measurement variability can account for much of "
+    "the difference."
+)
+
+_CATEGORY_TEXT = {
+    ProgressionCategory.STILL_ZERO: "The score is still 0.",
+    ProgressionCategory.INCIDENT: (
+        "Calcium has appeared since a score of 0 (about 7% of people with a score of 0 convert each "
+        "year, on average after about 4 years)."
+    ),
+    ProgressionCategory.PROGRESSION: (
+        "The score rose by more than interscan variability (square-root method)."
+    ),
+    ProgressionCategory.POSSIBLE_PROGRESSION: (
+        "The score rose by more than the repeatability limit but less than the square-root method's "
+        "threshold: possible progression."
+    ),
+    ProgressionCategory.WITHIN_VARIABILITY: "The change is within measurement variability.",
+    ProgressionCategory.DECREASE: (
+        "The score fell by more than measurement variability. Calcium scores rarely fall with "
+        "treatment, so differences in scanner or protocol are the likelier explanation."
+    ),
+}
+
+
+def categorise(prior: float, current: float) -> ProgressionCategory:
+    if prior <= 0:
+        return ProgressionCategory.STILL_ZERO if current <= 0 else ProgressionCategory.INCIDENT
+    if math.sqrt(current) - math.sqrt(prior) >= SQRT_PROGRESSION_THRESHOLD:
+        return ProgressionCategory.PROGRESSION
+    limit = REPEATABILITY_FACTOR * math.sqrt(prior)
+    if current - prior > limit:
+        return ProgressionCategory.POSSIBLE_PROGRESSION
+    if prior - current > limit:
+        return ProgressionCategory.DECREASE
+    return ProgressionCategory.WITHIN_VARIABILITY
+
+
+def annualized_percent(prior: float, current: float, years: float) -> float | None:
+    """Compound annual % change; undefined from a score of 0."""
+    if prior <= 0:
+        return None
+    return (math.pow(current / prior, 1.0 / years) - 1.0) * 100.0
+
+
+def compare_scans(prior: CacScan, current: CacScan, on_statin: bool) -> Progression:
+    years = (current.date - prior.date).days / DAYS_PER_YEAR
+    if years <= 0:
+        raise ValueError("the prior scan must be dated before the current one")
+    category = categorise(prior.agatston, current.agatston)
+    sqrt_delta = math.sqrt(current.agatston) - math.sqrt(prior.agatston)
+    percent = annualized_percent(prior.agatston, current.agatston, years)
+    rapid = percent is not None and percent > RAPID_PERCENT_PER_YEAR
+    rose = current.agatston > prior.agatston
+    sentences = [_CATEGORY_TEXT[category]]
+    if percent is not None and rose:
+        sentences.append(f"That is {percent:.1f}% a year.")
+    if on_statin and rose:
+        sentences.append(STATIN_RISE_TEXT)
+    elif rapid:
+        sentences.append(
+            "A rise above 15% a year is linked with higher long-term risk; without treatment calcium "
+            "typically grows 10-20% a year."
+        )
+    if years < SHORT_INTERVAL_YEARS:
+        sentences.append(SHORT_INTERVAL_TEXT)
+    sentences.append(LATEST_SCORE_TEXT)
+    sources = [c.SOURCE_000, c.SQUARE_ROOT_METHOD, c.REPEATABILITY]
+    if rapid:
+        sources.append(c.RAPID_PROGRESSION)
+    if on_statin and rose:
+        sources += [c.SOURCE_001, c.SOURCE_004]
+    return Progression(
+        prior_agatston=prior.agatston,
+        prior_date=prior.date,
+        years=years,
+        annualized_change=(current.agatston - prior.agatston) / years,
+        annualized_percent=percent,
+        sqrt_delta=sqrt_delta,
+        significant=sqrt_delta >= SQRT_PROGRESSION_THRESHOLD,
+        category=category,
+        rapid=rapid,
+        on_statin=on_statin,
+        interpretation=" ".join(sentences),
+        source=c.cite("REFERENCE §5", *sources),
+    )

@@ -1,0 +1,160 @@
+"""The typed facts the clinical core reasons over.
+
+Adapters (CLI, FHIR reader, CDS Hooks prefetch) build a ``PatientRecord``; the core never sees
+FHIR. Values are already in the canonical unit of their analyte (see ``units.py``), and a
+``None`` means *unknown*, which is different from *no* and is reported in ``missing``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+
+DAYS_PER_YEAR = 365.25
+
+
+class Sex(StrEnum):
+    FEMALE = "female"
+    MALE = "male"
+
+
+class Race(StrEnum):
+    """MESA's four race/ethnicity groups; anything else is ``OTHER`` (not computable for MESA)."""
+
+    WHITE = "white"
+    BLACK = "black"
+    HISPANIC = "hispanic"
+    CHINESE = "chinese"
+    OTHER = "other"
+
+
+class Vessel(StrEnum):
+    LEFT_MAIN = "left_main"
+    LAD = "lad"
+    LCX = "lcx"
+    RCA = "rca"
+
+
+class DrugClass(StrEnum):
+    STATIN = "statin"
+    OTHER_LIPID_LOWERING = "other_lipid_lowering"
+    ANTIHYPERTENSIVE = "antihypertensive"
+    ASPIRIN = "aspirin"
+
+
+class CoronaryHistory(StrEnum):
+    """Known coronary disease: with any of these, CAC scoring adds nothing (REFERENCE §9)."""
+
+    CORONARY_DISEASE = "coronary_disease"
+    MYOCARDIAL_INFARCTION = "myocardial_infarction"
+    STENT = "stent"
+    BYPASS = "bypass"
+
+
+@dataclass(frozen=True)
+class CacScan:
+    """One CAC scan. ``vessel_scores`` when the report has per-vessel Agatston scores;
+    ``vessels_with_calcium`` when only the count is known."""
+
+    agatston: float
+    date: date
+    vessel_scores: dict[Vessel, float] | None = None
+    vessels_with_calcium: int | None = None
+    reported_percentile: float | None = None
+    source_id: str | None = None
+
+    @property
+    def vessel_count(self) -> int | None:
+        if self.vessel_scores is not None:
+            return sum(1 for score in self.vessel_scores.values() if score > 0)
+        return self.vessels_with_calcium
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A value in its analyte's canonical unit (``units.CANONICAL_UNITS``), with when and where from."""
+
+    value: float
+    unit: str
+    date: date | None = None
+    source_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Labs:
+    total_cholesterol: Measurement | None = None  # mg/dL
+    hdl: Measurement | None = None  # mg/dL
+    ldl: Measurement | None = None  # mg/dL
+    triglycerides: Measurement | None = None  # mg/dL
+    apob: Measurement | None = None  # mg/dL
+    lpa: Measurement | None = None  # mg/dL or nmol/L: mass and molar are never converted
+    hs_crp: Measurement | None = None  # mg/L
+    fasting_insulin: Measurement | None = None  # µU/mL
+    hba1c: Measurement | None = None  # %
+
+
+@dataclass(frozen=True)
+class MedicationPeriod:
+    """A drug class taken from ``start`` to ``end``; ``None`` bounds mean open-ended."""
+
+    drug_class: DrugClass
+    start: date | None = None
+    end: date | None = None
+    name: str | None = None
+    source_id: str | None = None
+
+    def active_on(self, day: date) -> bool:
+        return (self.start is None or self.start <= day) and (self.end is None or day <= self.end)
+
+    def overlaps(self, first: date, last: date) -> bool:
+        return (self.start is None or self.start <= last) and (self.end is None or first <= self.end)
+
+
+@dataclass(frozen=True)
+class StatedAge:
+    """An age in years on a given day; adapters with a birth date use ``from_birth_date``."""
+
+    years: float
+    on: date
+
+    @classmethod
+    def from_birth_date(cls, birth_date: date, on: date) -> StatedAge:
+        years = on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
+        return cls(years=float(years), on=on)
+
+    def at(self, day: date) -> float:
+        return self.years + (day - self.on).days / DAYS_PER_YEAR
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """Everything the core may use about one patient. ``None`` means unknown."""
+
+    scans: tuple[CacScan, ...]
+    age: StatedAge | None = None
+    sex: Sex | None = None
+    race: Race | None = None
+    labs: Labs = field(default_factory=Labs)
+    systolic_bp: Measurement | None = None  # mm[Hg]
+    medications: tuple[MedicationPeriod, ...] = ()
+    diabetes: bool | None = None
+    current_smoker: bool | None = None
+    family_history_premature_chd: bool | None = None
+    coronary_history: tuple[CoronaryHistory, ...] = ()
+    symptoms: bool | None = None  # chest pain or exertional breathlessness
+    high_bleeding_risk: bool | None = None
+    patient_id: str | None = None
+
+    def scans_by_date(self) -> tuple[CacScan, ...]:
+        return tuple(sorted(self.scans, key=lambda scan: scan.date))
+
+    def taking(self, drug_class: DrugClass, day: date) -> bool:
+        return any(m.drug_class is drug_class and m.active_on(day) for m in self.medications)
+
+    def took_during(self, drug_class: DrugClass, first: date, last: date) -> bool:
+        return any(m.drug_class is drug_class and m.overlaps(first, last) for m in self.medications)
+
+    @property
+    def known_coronary_disease(self) -> bool:
+        return bool(self.coronary_history)

@@ -1,0 +1,1 @@
+"""The HTTP layer: a Flask app factory around the clinical core."""

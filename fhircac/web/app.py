@@ -1,0 +1,66 @@
+"""The Flask app factory. Routes are thin: parse, call the core, serialise."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+
+from fhircac import __version__
+from fhircac.clinical.errors import InvalidInput, Problem
+from fhircac.config import Settings
+from fhircac.web.errors import outcome_response, register_error_handlers
+
+core = Blueprint("core", __name__)
+
+
+@core.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok", "version": __version__})
+
+
+@core.get("/")
+def index() -> Response:
+    return jsonify(
+        {
+            "service": "fhircac",
+            "version": __version__,
+            "policy": current_app.config["FHIRCAC"].policy,
+            "endpoints": {"GET /healthz": "liveness", "POST /calc": "interpret one calculator input (JSON)"},
+        }
+    )
+
+
+@core.post("/calc")
+def calc() -> Response:
+    from fhircac.cli import calculate
+
+    if not request.is_json:
+        return outcome_response(
+            [Problem("(body)", "send the input as application/json")], 415, "not-supported"
+        )
+    try:
+        data: Any = json.loads(request.get_data(cache=False))
+    except (ValueError, UnicodeDecodeError) as error:
+        return outcome_response([Problem("(body)", f"not valid JSON: {error}")], 400)
+    if isinstance(data, dict) and "policy" not in data:
+        data = {**data, "policy": current_app.config["FHIRCAC"].policy}
+    try:
+        return jsonify(calculate(data, date.today()))
+    except InvalidInput as error:
+        return outcome_response(error.problems, 400)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask("fhircac")
+    app.config["FHIRCAC"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.register_blueprint(core)
+    register_error_handlers(app)
+    logging.getLogger("fhircac").setLevel(settings.log_level.upper())
+    return app

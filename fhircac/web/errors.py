@@ -1,0 +1,54 @@
+"""Every error the service returns is a FHIR OperationOutcome with the right status: never an HTML page,
+never a 500 for something the client sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from fhircac.clinical.errors import Problem
+
+FHIR_JSON = "application/fhir+json"
+
+
+def operation_outcome(problems: list[Problem], code: str = "invalid") -> dict[str, Any]:
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": code,
+                "diagnostics": f"{p.field}: {p.message}",
+                "expression": [p.field],
+            }
+            for p in problems
+        ],
+    }
+
+
+def outcome_response(problems: list[Problem], status: int, code: str = "invalid") -> Response:
+    response = jsonify(operation_outcome(problems, code))
+    response.status_code = status
+    response.mimetype = FHIR_JSON
+    return response
+
+
+_HTTP_CODES = {404: "not-found", 405: "not-supported", 413: "too-costly", 415: "not-supported"}
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        return outcome_response(
+            [Problem("(request)", error.description or error.name)],
+            status,
+            _HTTP_CODES.get(status, "invalid"),
+        )
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        app.logger.exception("unhandled error (%s)", type(error).__name__)
+        return outcome_response([Problem("(server)", "internal error")], 500, "exception")

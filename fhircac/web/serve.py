@@ -1,0 +1,41 @@
+"""``fhircac serve``: the app factory under gunicorn (the production server), settings from the env."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from fhircac.config import ConfigError, Settings
+
+
+def gunicorn_argv(settings: Settings) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{settings.host}:{settings.port}",
+        "--workers",
+        str(settings.workers),
+        "--log-level",
+        settings.log_level,
+        "--access-logformat",
+        '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',  # path without query: no PHI in logs
+        "--access-logfile",
+        "-",
+        "fhircac.web.app:create_app()",
+    ]
+
+
+def serve(host: str | None = None, port: int | None = None) -> int:
+    overrides = {"FHIRCAC_HOST": host, "FHIRCAC_PORT": None if port is None else str(port)}
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[name] = value
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"fhircac serve: {error}", file=sys.stderr)
+        return 2
+    os.execv(sys.executable, gunicorn_argv(settings))
+    return 0  # pragma: no cover - execv does not return
