@@ -7,6 +7,7 @@ FHIR. Values are already in the canonical unit of their analyte (see ``units.py`
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -111,20 +112,30 @@ class MedicationPeriod:
         return (self.start is None or self.start <= last) and (self.end is None or first <= self.end)
 
 
+def completed_years(birth_date: date, day: date) -> int:
+    return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
+
+
 @dataclass(frozen=True)
 class StatedAge:
-    """An age in years on a given day; adapters with a birth date use ``from_birth_date``."""
+    """An age known either from a birth date (exact) or as "``years`` old on ``on``" (calculator input).
+
+    Guideline thresholds ("age 55 or over", "40-70") and the calculators count completed years,
+    so ``at`` returns whole years.
+    """
 
     years: float
     on: date
+    birth_date: date | None = None
 
     @classmethod
     def from_birth_date(cls, birth_date: date, on: date) -> StatedAge:
-        years = on.year - birth_date.year - ((on.month, on.day) < (birth_date.month, birth_date.day))
-        return cls(years=float(years), on=on)
+        return cls(years=float(completed_years(birth_date, on)), on=on, birth_date=birth_date)
 
-    def at(self, day: date) -> float:
-        return self.years + (day - self.on).days / DAYS_PER_YEAR
+    def at(self, day: date) -> int:
+        if self.birth_date is not None:
+            return completed_years(self.birth_date, day)
+        return math.floor(self.years + (day - self.on).days / DAYS_PER_YEAR)
 
 
 @dataclass(frozen=True)

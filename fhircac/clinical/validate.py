@@ -37,15 +37,11 @@ def validate(record: PatientRecord, as_of: date) -> None:
         if scan.date in seen_dates:
             problems.append(Problem(f"{name}.date", f"two scans are dated {scan.date.isoformat()}"))
         seen_dates.add(scan.date)
-    if record.age is not None:
-        age_now = record.age.at(as_of)
-        if (
-            not math.isfinite(record.age.years)
-            or not 0 <= record.age.years <= MAX_AGE
-            or not age_now <= MAX_AGE
-        ):
-            problems.append(Problem("age", f"{record.age.years:g} is not a possible age (0-120)"))
-        elif record.scans and record.age.at(min(s.date for s in record.scans)) < 0:
+    age = record.age
+    if age is not None:
+        if not (math.isfinite(age.years) and 0 <= age.years <= MAX_AGE and age.at(as_of) <= MAX_AGE):
+            problems.append(Problem("age", f"{age.years:g} is not a possible age (0-120)"))
+        elif record.scans and age.at(min(s.date for s in record.scans)) < 0:
             problems.append(Problem("age", "the patient would not have been born at the first scan"))
     for field_name, analyte in _LAB_ANALYTES.items():
         measurement: Measurement | None = getattr(record.labs, field_name)
@@ -79,7 +75,7 @@ def _scan_problems(scan: CacScan, name: str, as_of: date) -> list[Problem]:
                     Problem(f"{name}.{vessel.value}", f"{score!r} is not a possible Agatston score")
                 )
     count = scan.vessel_count
-    if count is not None and _possible_score(scan.agatston):
+    if count is not None and _possible_score(scan.agatston) and not problems:
         if not 0 <= count <= 4:
             problems.append(
                 Problem(f"{name}.vessels", f"{count} vessels: there are four coronary arteries scored")
