@@ -12,19 +12,51 @@ from fhircac.clinical.errors import InvalidInput
 TODAY = date(2026, 3, 1)
 numbers = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
-    st.integers(min_value=-10**6, max_value=10**6),
+    st.integers(min_value=-(10**6), max_value=10**6),
     st.sampled_from(["12", "5.2 mmol/L", "abc", "", "1e400", "-0", "0.8 g/L", "7 furlongs"]),
 )
 plausible = st.floats(min_value=0, max_value=3000, allow_nan=False)
 flags = st.sampled_from([True, False, None, "yes", "no", "unknown", "maybe", 1])
-dates = st.one_of(st.dates(min_value=date(1990, 1, 1), max_value=date(2026, 3, 1)).map(date.isoformat),
-                  st.sampled_from(["2026-02-30", "yesterday", "2030-01-01"]))
+dates = st.one_of(
+    st.dates(min_value=date(1990, 1, 1), max_value=date(2026, 3, 1)).map(date.isoformat),
+    st.sampled_from(["2026-02-30", "yesterday", "2030-01-01"]),
+)
 anything = st.one_of(numbers, flags, dates, st.text(max_size=5), st.lists(st.integers(), max_size=2))
 
-KEYS = ["age", "sex", "race", "cac", "date", "vessels", "percentile", "prior_cac", "prior_date", "statin",
-        "lipid_lowering", "bp_treated", "diabetes", "smoker", "family_history", "known_cad", "symptoms",
-        "bleeding_risk", "tc", "hdl", "ldl", "tg", "sbp", "apob", "crp", "insulin", "hba1c", "lpa", "lpa_unit",
-        "policy", "as_of", "bogus"]
+KEYS = [
+    "age",
+    "sex",
+    "race",
+    "cac",
+    "date",
+    "vessels",
+    "percentile",
+    "prior_cac",
+    "prior_date",
+    "statin",
+    "lipid_lowering",
+    "bp_treated",
+    "diabetes",
+    "smoker",
+    "family_history",
+    "known_cad",
+    "symptoms",
+    "bleeding_risk",
+    "tc",
+    "hdl",
+    "ldl",
+    "tg",
+    "sbp",
+    "apob",
+    "crp",
+    "insulin",
+    "hba1c",
+    "lpa",
+    "lpa_unit",
+    "policy",
+    "as_of",
+    "bogus",
+]
 
 wild_inputs = st.one_of(
     st.dictionaries(st.sampled_from(KEYS), anything, max_size=12),
@@ -35,15 +67,29 @@ wild_inputs = st.one_of(
 realistic_inputs = st.fixed_dictionaries(
     {"cac": plausible},
     optional={
-        "age": st.integers(20, 100), "sex": st.sampled_from(["female", "male"]),
+        "age": st.integers(20, 100),
+        "sex": st.sampled_from(["female", "male"]),
         "race": st.sampled_from(["white", "black", "hispanic", "chinese", "other"]),
-        "prior_cac": plausible, "prior_date": st.sampled_from(["2019-05-01", "2022-02-01", "2025-06-30"]),
-        "statin": flags, "diabetes": flags, "smoker": flags, "family_history": flags, "bp_treated": flags,
-        "tc": st.integers(130, 320), "hdl": st.integers(20, 100), "sbp": st.integers(90, 200),
-        "crp": st.floats(0, 20), "apob": st.integers(40, 200), "tg": st.integers(40, 600),
-        "insulin": st.floats(1, 40), "lpa": st.integers(0, 300), "lpa_unit": st.sampled_from(["mg/dL", "nmol/L"]),
+        "prior_cac": plausible,
+        "prior_date": st.sampled_from(["2019-05-01", "2022-02-01", "2025-06-30"]),
+        "statin": flags,
+        "diabetes": flags,
+        "smoker": flags,
+        "family_history": flags,
+        "bp_treated": flags,
+        "tc": st.integers(130, 320),
+        "hdl": st.integers(20, 100),
+        "sbp": st.integers(90, 200),
+        "crp": st.floats(0, 20),
+        "apob": st.integers(40, 200),
+        "tg": st.integers(40, 600),
+        "insulin": st.floats(1, 40),
+        "lpa": st.integers(0, 300),
+        "lpa_unit": st.sampled_from(["mg/dL", "nmol/L"]),
         "policy": st.sampled_from(["acc-aha-2018", "lifestyle-first"]),
-        "known_cad": flags, "symptoms": flags, "bleeding_risk": flags,
+        "known_cad": flags,
+        "symptoms": flags,
+        "bleeding_risk": flags,
     },
 ).map(lambda d: {**d, "date": "2026-01-15"})
 
