@@ -151,6 +151,9 @@ class PatientRecord:
     medications: tuple[MedicationPeriod, ...] = ()
     diabetes: bool | None = None
     current_smoker: bool | None = None
+    # The guideline's risk enhancer (premature: male <55, female <65). MESA's own term is any family
+    # history of heart attack; fhircac feeds this one field to both, which can understate MESA risk
+    # slightly when a relative's heart attack came later in life.
     family_history_premature_chd: bool | None = None
     coronary_history: tuple[CoronaryHistory, ...] = ()
     symptoms: bool | None = None  # chest pain or exertional breathlessness

@@ -15,6 +15,7 @@ from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
 from fhircac.clinical.context import Context
 from fhircac.clinical.metabolic import APOB_TARGET_MG_DL, CRP_TARGET_MG_L, UNREST_MARKERS
 from fhircac.clinical.policies import ACC_AHA_2018, LIFESTYLE_FIRST, Policy, PolicyId
+from fhircac.clinical.record import DrugClass
 from fhircac.clinical.units import NMOL_L
 
 ACC = c.cite("REFERENCE §7", c.CHOLESTEROL_2018)
@@ -285,11 +286,25 @@ def _risk_enhancers(ctx: Context, findings: Findings) -> None:
         )
 
 
+def _keeps_treatment(ctx: Context) -> str:
+    """Source 002's disclaimer: it never advises altering existing treatment. Say so wherever its
+    "no medication" could be read as "stop your statin"."""
+    on_lipid_lowering = ctx.on_statin or ctx.record.taking(DrugClass.OTHER_LIPID_LOWERING, ctx.as_of)
+    if not on_lipid_lowering:
+        return ""
+    return (
+        " This is not advice to stop the lipid-lowering treatment already recorded: the policy's source "
+        "does not advise changing existing treatment."
+    )
+
+
 def _lifestyle_first(ctx: Context, findings: Findings) -> None:
     score = ctx.agatston
     if score <= 0:
         findings.recommend(
-            "lf-cac-0", "CAC 0: no medication is advised by this policy; repeat in 5 years.", LIFESTYLE
+            "lf-cac-0",
+            "CAC 0: this policy advises no new medication; repeat in 5 years." + _keeps_treatment(ctx),
+            LIFESTYLE,
         )
     elif score < HIGH_SCORE:
         findings.recommend(
@@ -315,7 +330,7 @@ def _lifestyle_first(ctx: Context, findings: Findings) -> None:
             findings.recommend(
                 "lf-cac-100-399-lifestyle",
                 "CAC 100-399 with ApoB and CRP on target: continue the lifestyle plan; this policy does "
-                "not advise LDL-lowering medication.",
+                "not advise starting LDL-lowering medication." + _keeps_treatment(ctx),
                 LIFESTYLE,
             )
     else:
@@ -342,8 +357,8 @@ def _lifestyle_first_very_high(ctx: Context, findings: Findings) -> None:
     elif state is MetabolicState.CALM:
         findings.recommend(
             "lf-cac-400-calm",
-            "CAC ≥400, metabolically calm: this policy advises no medication; continue the lifestyle plan "
-            "and check again in 3-5 years.",
+            "CAC ≥400, metabolically calm: this policy advises no new medication; continue the lifestyle "
+            "plan and check again in 3-5 years." + _keeps_treatment(ctx),
             LIFESTYLE,
         )
     else:
@@ -410,6 +425,6 @@ def _report_divergence(ctx: Context, findings: Findings) -> None:
     findings.warn(
         "policy-divergence-statin",
         f"The policies disagree here: under {favoured_by} a statin would be reasonable, under "
-        f"{advised_against_by} no medication is advised. This result follows {ctx.policy.id.value}.",
+        f"{advised_against_by} no new medication is advised. This result follows {ctx.policy.id.value}.",
         c.cite("REFERENCE §1", c.CHOLESTEROL_2018, c.SOURCE_002),
     )

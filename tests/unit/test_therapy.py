@@ -252,3 +252,18 @@ def test_every_statement_cites_a_source() -> None:
             for statement in (*result.recommendations, *result.warnings, *result.lifestyle):
                 assert statement.id and statement.text and statement.source
                 assert "REFERENCE §" in statement.source or "source 00" in statement.source
+
+
+@pytest.mark.parametrize(
+    ("cac", "markers", "rec"),
+    [(0, CALM, "lf-cac-0"), (250, CALM, "lf-cac-100-399-lifestyle"), (800, CALM, "lf-cac-400-calm")],
+)
+def test_lifestyle_first_never_reads_as_stop_your_statin(cac: float, markers, rec: str) -> None:  # type: ignore[no-untyped-def]
+    # source 002's disclaimer: it never advises altering existing treatment
+    on_statin = next(
+        s for s in run(cac, policy=LF, labs=markers, medications=(statin(),)).recommendations if s.id == rec
+    )
+    assert "not advice to stop the lipid-lowering treatment already recorded" in on_statin.text
+    assert "no new medication" in on_statin.text or "not advise starting" in on_statin.text
+    without = next(s for s in run(cac, policy=LF, labs=markers).recommendations if s.id == rec)
+    assert "stop" not in without.text
