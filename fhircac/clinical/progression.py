@@ -63,11 +63,18 @@ def categorise(prior: float, current: float) -> ProgressionCategory:
     return ProgressionCategory.WITHIN_VARIABILITY
 
 
+MIN_SCORE_FOR_PERCENT = 1.0  # below one Agatston unit a percentage change means nothing
+
+
 def annualized_percent(prior: float, current: float, years: float) -> float | None:
-    """Compound annual % change; undefined from a score of 0."""
-    if prior <= 0:
+    """Compound annual % change; undefined from a score below 1, and when it is astronomically large
+    (a big rise over a few days), which the short-interval caution already covers."""
+    if prior < MIN_SCORE_FOR_PERCENT:
         return None
-    return (math.pow(current / prior, 1.0 / years) - 1.0) * 100.0
+    try:
+        return (math.pow(current / prior, 1.0 / years) - 1.0) * 100.0
+    except OverflowError:
+        return None
 
 
 def compare_scans(prior: CacScan, current: CacScan, on_statin: bool) -> Progression:

@@ -100,3 +100,18 @@ def test_prior_after_current_is_refused() -> None:
 def test_years_uses_julian_year() -> None:
     assert compare(10, 20).years == pytest.approx(1461 / 365.25)
     assert math.isclose(compare(10, 20).years, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("prior", "current", "d2"),
+    [
+        (1e-262, 5.0, D2),
+        (0.5, 400.0, D2),
+        (1.0, 50_000.0, date(2020, 1, 2)),
+    ],  # tiny prior; huge rise in a day
+)
+def test_degenerate_inputs_give_no_percentage_instead_of_crashing(
+    prior: float, current: float, d2: date
+) -> None:
+    result = compare(prior, current, d2=d2)
+    assert result.annualized_percent is None and not result.rapid
