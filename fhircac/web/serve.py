@@ -23,6 +23,7 @@ def gunicorn_argv(settings: Settings) -> list[str]:
         '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',  # path without query: no PHI in logs
         "--access-logfile",
         "-",
+        "--no-control-socket",  # unused here; it would need a writable home directory (none in the image)
         "fhircac.web.app:create_app()",
     ]
 
