@@ -18,6 +18,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from fhircac.clinical.assess import assess
 from fhircac.clinical.errors import InvalidInput, Problem
 from fhircac.clinical.policies import Policy, get_policy
 from fhircac.clinical.record import (
@@ -32,6 +33,7 @@ from fhircac.clinical.record import (
     Sex,
     StatedAge,
 )
+from fhircac.clinical.summary import to_summary
 from fhircac.clinical.units import Analyte, to_canonical
 
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)?\s*$")
@@ -226,3 +228,9 @@ def parse_calc_input(data: object, today: date) -> CalcRequest:
 def _or_nan(value: float | None) -> float:
     """A missing or unreadable score was already reported; NaN keeps the record well-typed meanwhile."""
     return math.nan if value is None else value
+
+
+def calculate(data: object, today: date) -> dict[str, Any]:
+    """One calculator input to its summary JSON; raises InvalidInput naming every problem."""
+    request = parse_calc_input(data, today)
+    return to_summary(assess(request.record, request.policy, as_of=request.as_of))

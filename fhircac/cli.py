@@ -99,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _calc(args: argparse.Namespace) -> int:
+    from fhircac.calc_input import calculate
     from fhircac.clinical.errors import InvalidInput
 
     if args.batch is not None:
@@ -139,18 +140,9 @@ def _flag_name(field: str) -> str:
     return flag + ("." + rest if rest else "")
 
 
-def calculate(data: object, today: date) -> dict[str, Any]:
-    """One calculator input to its summary; raises InvalidInput."""
-    from fhircac.calc_input import parse_calc_input
-    from fhircac.clinical.assess import assess
-    from fhircac.clinical.summary import to_summary
-
-    request = parse_calc_input(data, today)
-    return to_summary(assess(request.record, request.policy, as_of=request.as_of))
-
-
 def run_batch(lines: Iterable[str], out: IO[str], err: IO[str]) -> int:
     """One output line per non-blank input line, in order: a summary, or ``{"line", "errors"}``."""
+    from fhircac.calc_input import calculate
     from fhircac.clinical.errors import InvalidInput
 
     today = date.today()

@@ -13,7 +13,7 @@ from fhircac.clinical import citations as c
 from fhircac.clinical.assessment import Findings, MetabolicState
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
 from fhircac.clinical.context import Context
-from fhircac.clinical.metabolic import APOB_TARGET_MG_DL, CRP_TARGET_MG_L, UNREST_MARKERS
+from fhircac.clinical.metabolic import UNREST_MARKERS
 from fhircac.clinical.policies import ACC_AHA_2018, LIFESTYLE_FIRST, Policy, PolicyId
 from fhircac.clinical.record import DrugClass
 from fhircac.clinical.units import NMOL_L
@@ -139,14 +139,11 @@ def _lifestyle_first_stance(ctx: Context) -> StatinStance:
 
 
 def _raised_apob_or_crp(ctx: Context) -> bool | None:
-    """True if ApoB or CRP is above source 002's target, None if neither is known."""
-    labs = ctx.record.labs
-    known = [m for m in (labs.apob, labs.hs_crp) if m is not None]
-    if not known:
+    """True if ApoB or CRP is off source 002's target, None if neither was measured."""
+    measured = [m for m in ctx.metabolic.markers if m.marker in ("apob", "hs_crp")]
+    if not measured:
         return None
-    return (labs.apob is not None and labs.apob.value >= APOB_TARGET_MG_DL) or (
-        labs.hs_crp is not None and labs.hs_crp.value >= CRP_TARGET_MG_L
-    )
+    return any(not m.on_target for m in measured)
 
 
 def _already(ctx: Context) -> str:

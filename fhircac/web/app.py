@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
 from fhircac import __version__
+from fhircac.calc_input import calculate
 from fhircac.clinical.errors import InvalidInput, Problem
 from fhircac.config import Settings
 from fhircac.web.errors import outcome_response, register_error_handlers
@@ -36,8 +37,6 @@ def index() -> Response:
 
 @core.post("/calc")
 def calc() -> Response:
-    from fhircac.cli import calculate
-
     if not request.is_json:
         return outcome_response(
             [Problem("(body)", "send the input as application/json")], 415, "not-supported"

@@ -6,7 +6,7 @@ from datetime import date
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fhircac.cli import calculate
+from fhircac.calc_input import calculate
 from fhircac.clinical.errors import InvalidInput
 
 TODAY = date(2026, 3, 1)
