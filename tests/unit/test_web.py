@@ -4,6 +4,8 @@ import json
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fhircac.config import ConfigError, Settings
 from fhircac.web.app import create_app
@@ -79,3 +81,43 @@ def test_service_policy_applies_when_the_body_names_none() -> None:
     app = create_app(Settings(policy="lifestyle-first"))
     body = app.test_client().post("/calc", json={"cac": 10}).get_json()
     assert body["policy"]["id"] == "lifestyle-first"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+calc_like = st.dictionaries(
+    st.sampled_from(
+        [
+            "cac",
+            "age",
+            "sex",
+            "race",
+            "date",
+            "prior_cac",
+            "prior_date",
+            "tc",
+            "lpa",
+            "lpa_unit",
+            "policy",
+            "statin",
+            "vessels",
+        ]
+    ),
+    json_values,
+    max_size=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(json_values, calc_like))
+def test_random_json_is_never_a_server_error(body: object) -> None:
+    client = create_app(Settings()).test_client()
+    response = client.post("/calc", data=json.dumps(body), content_type="application/json")
+    assert response.status_code in (200, 400)
+    if response.status_code == 400:
+        assert outcome(response)
