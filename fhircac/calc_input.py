@@ -34,7 +34,7 @@ from fhircac.clinical.record import (
     StatedAge,
 )
 from fhircac.clinical.summary import to_summary
-from fhircac.clinical.units import Analyte, to_canonical
+from fhircac.clinical.units import Analyte, normalise_unit, to_canonical
 
 _QUANTITY = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*(\S.*?)?\s*$")
 _TRUE = {True, "yes", "true"}
@@ -146,6 +146,15 @@ class _Reader:
                 self.problems.append(Problem(key, f"{raw!r} is not a number with an optional unit"))
                 return None
             value, unit = float(match.group(1)), match.group(2) or default_unit
+            if (
+                match.group(2)
+                and default_unit
+                and normalise_unit(match.group(2)) != normalise_unit(default_unit)
+            ):
+                self.problems.append(
+                    Problem(key, f"the unit in {raw!r} contradicts {key}_unit {default_unit!r}")
+                )
+                return None
         elif isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
             self.problems.append(Problem(key, f"{raw!r} is not a number"))
             return None
@@ -194,9 +203,8 @@ def parse_calc_input(data: object, today: date) -> CalcRequest:
         key: read.measurement(key, analyte, data.get("lpa_unit") if key == "lpa" else None)
         for key, (_, analyte) in LAB_KEYS.items()
     }
-    medications = tuple(
-        MedicationPeriod(drug_class) for key, drug_class in MEDICATION_KEYS.items() if read.flag(key)
-    )
+    medication_flags = {drug_class: read.flag(key) for key, drug_class in MEDICATION_KEYS.items()}
+    known_cad = read.flag("known_cad")
     record = PatientRecord(
         scans=tuple(scans),
         age=None if age is None else StatedAge(age, scan_date),
@@ -206,11 +214,17 @@ def parse_calc_input(data: object, today: date) -> CalcRequest:
             **{field: lab_values[key] for key, (field, _) in LAB_KEYS.items() if field != "systolic_bp"}
         ),
         systolic_bp=lab_values["sbp"],
-        medications=medications,
+        medications=tuple(
+            MedicationPeriod(drug_class) for drug_class, taken in medication_flags.items() if taken
+        ),
+        unknown_medications=frozenset(
+            drug_class for drug_class, taken in medication_flags.items() if taken is None
+        ),
         diabetes=read.flag("diabetes"),
         current_smoker=read.flag("smoker"),
         family_history_premature_chd=read.flag("family_history"),
-        coronary_history=(CoronaryHistory.CORONARY_DISEASE,) if read.flag("known_cad") else (),
+        coronary_history=(CoronaryHistory.CORONARY_DISEASE,) if known_cad else (),
+        coronary_history_unknown=known_cad is None,
         symptoms=read.flag("symptoms"),
         high_bleeding_risk=read.flag("bleeding_risk"),
         patient_id=data.get("id"),

@@ -36,7 +36,7 @@ _VALUE_FLAGS = [
     ("--apob", "apolipoprotein B, mg/dL or with a unit ('0.9 g/L')"),
     ("--crp", "hs-CRP, mg/L or with a unit"),
     ("--insulin", "fasting insulin, µU/mL"),
-    ("--hba1c", "HbA1c, % or with a unit ('48 mmol/mol')"),
+    ("--hba1c", "HbA1c, %% or with a unit ('48 mmol/mol')"),
     ("--lpa", "lipoprotein(a); give its unit with --lpa-unit or inline"),
     ("--lpa-unit", "mg/dL or nmol/L (never converted into each other)"),
     ("--policy", "acc-aha-2018 (default) or lifestyle-first"),

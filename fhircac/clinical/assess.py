@@ -9,6 +9,7 @@ from fhircac.clinical import percentile as mesa_percentile
 from fhircac.clinical.assessment import (
     Assessment,
     Findings,
+    NextScan,
     PercentileResult,
     Progression,
     RiskResult,
@@ -20,7 +21,7 @@ from fhircac.clinical.followup import next_scan
 from fhircac.clinical.lifestyle import lifestyle_plan
 from fhircac.clinical.metabolic import assess_metabolic
 from fhircac.clinical.narrative import explain
-from fhircac.clinical.policies import DEFAULT_POLICY, Policy
+from fhircac.clinical.policies import DEFAULT_POLICY, Policy, PolicyId
 from fhircac.clinical.progression import compare_scans
 from fhircac.clinical.record import CacScan, DrugClass, PatientRecord
 from fhircac.clinical.risk import NotComputable, RiskFactors, mesa_chd_risk, pce_ascvd_risk, pce_band
@@ -47,7 +48,8 @@ def assess(record: PatientRecord, policy: Policy = DEFAULT_POLICY, *, as_of: dat
 
     percentile = _percentile(record, scan, age_at_scan, findings)
     progression = _progression(record, scans)
-    metabolic = assess_metabolic(record.labs, progression, findings)
+    uses_metabolic_state = policy.id is PolicyId.LIFESTYLE_FIRST and not record.known_coronary_disease
+    metabolic = assess_metabolic(record.labs, progression, findings, report_missing=uses_metabolic_state)
     risk = _risk(record, scan, age_at_scan, findings)
     score = ScoreResult(
         agatston=scan.agatston,
@@ -71,9 +73,9 @@ def assess(record: PatientRecord, policy: Policy = DEFAULT_POLICY, *, as_of: dat
         metabolic=metabolic,
         pce_ascvd_10y=risk.pce_ascvd_10y,
     )
-    therapy(ctx, findings)
-    _interpretation_cautions(ctx, findings)
     follow_up = next_scan(ctx, findings)
+    therapy(ctx, findings, follow_up)
+    _interpretation_cautions(ctx, findings, follow_up)
     return Assessment(
         patient_id=record.patient_id,
         as_of=as_of,
@@ -125,12 +127,21 @@ def _progression(record: PatientRecord, scans: tuple[CacScan, ...]) -> Progressi
     if len(scans) < 2:
         return None
     prior, current = scans[-2], scans[-1]
-    on_statin = record.took_during(DrugClass.STATIN, prior.date, current.date)
+    on_statin: bool | None = record.took_during(DrugClass.STATIN, prior.date, current.date)
+    if not on_statin and record.use_unknown(DrugClass.STATIN):
+        on_statin = None
     return compare_scans(prior, current, on_statin)
 
 
 def _risk(record: PatientRecord, scan: CacScan, age: float | None, findings: Findings) -> RiskResult:
     """Risk equations use the covariates at the time of the scan they interpret."""
+    if record.known_coronary_disease:
+        findings.warn(
+            "risk-equations-not-applicable",
+            "10-year risk equations (MESA, PCE) are for people without known coronary disease; not computed.",
+            c.cite("REFERENCE §4", "REFERENCE §9", c.MESA_RISK, c.PCE),
+        )
+        return RiskResult(None, None, None, None)
     labs = record.labs
     needed = {
         "age": age,
@@ -141,10 +152,16 @@ def _risk(record: PatientRecord, scan: CacScan, age: float | None, findings: Fin
         "systolic_bp": record.systolic_bp,
         "diabetes": record.diabetes,
         "current_smoker": record.current_smoker,
+        "bp_treated": None if record.use_unknown(DrugClass.ANTIHYPERTENSIVE) else True,
     }
     absent = [name for name, value in needed.items() if value is None]
     for name in absent:
         findings.need(name, "MESA CHD risk and PCE ASCVD risk")
+    lipid_lowering_unknown = record.use_unknown(DrugClass.STATIN) or record.use_unknown(
+        DrugClass.OTHER_LIPID_LOWERING
+    )
+    if lipid_lowering_unknown:
+        findings.need("lipid_lowering", "MESA CHD risk")
     if record.family_history_premature_chd is None:
         findings.need("family_history", "MESA CHD risk")
     if absent:
@@ -163,7 +180,7 @@ def _risk(record: PatientRecord, scan: CacScan, age: float | None, findings: Fin
         current_smoker=bool(record.current_smoker),
     )
     mesa_with = mesa_without = None
-    if record.family_history_premature_chd is not None:
+    if record.family_history_premature_chd is not None and not lipid_lowering_unknown:
         lipid_lowering = record.taking(DrugClass.STATIN, scan.date) or record.taking(
             DrugClass.OTHER_LIPID_LOWERING, scan.date
         )
@@ -190,10 +207,19 @@ def _risk(record: PatientRecord, scan: CacScan, age: float | None, findings: Fin
     return RiskResult(mesa_with, mesa_without, pce, pce_band(pce) if pce is not None else None)
 
 
-def _interpretation_cautions(ctx: Context, findings: Findings) -> None:
+def _interpretation_cautions(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
     """Cautions that keep a reader from over-reading the number (REFERENCE §2, §8, §9)."""
+    if ctx.record.coronary_history_unknown:
+        findings.need("known_cad", "whether the calcium score applies at all (known coronary disease)")
     if ctx.record.known_coronary_disease:
         return
+    if follow_up.suggested is not None and follow_up.suggested <= ctx.as_of:
+        findings.warn(
+            "repeat-interval-passed",
+            f"The latest scan is from {ctx.scan.date.isoformat()}; the suggested repeat date "
+            f"({follow_up.suggested.isoformat()}) has passed, so this result may be out of date.",
+            follow_up.source,
+        )
     if ctx.agatston <= 0:
         findings.warn(
             "cac-0-not-zero-risk",

@@ -97,7 +97,7 @@ class Progression:
     significant: bool
     category: ProgressionCategory
     rapid: bool
-    on_statin: bool
+    on_statin: bool | None
     interpretation: str
     source: str
 

@@ -9,19 +9,12 @@ from fhircac.clinical.assessment import Findings, MetabolicState, NextScan
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
 from fhircac.clinical.context import Context
 from fhircac.clinical.policies import PolicyId
-from fhircac.clinical.record import DrugClass
+from fhircac.clinical.record import DrugClass, add_years
 
 MINIMUM_INTERVAL_YEARS = 3  # source 000: not sooner than 3-5 years
 CAC_ZERO_LOW_RISK_YEARS = 5
 
 SOURCE = c.cite("REFERENCE §6", c.SOURCE_000)
-
-
-def add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
 
 
 def several_risk_factors(ctx: Context) -> bool:

@@ -7,6 +7,8 @@ asking. A high score is a signal to act on, never an emergency (sources 002, 004
 
 from __future__ import annotations
 
+from datetime import date
+
 from fhircac.clinical import citations as c
 from fhircac.clinical.assessment import NextScan, PatientExplanation, Progression, ProgressionCategory
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
@@ -84,7 +86,12 @@ def _change(progression: Progression, current: float) -> str:
     if progression.on_statin and current > progression.prior_agatston:
         return (
             f"Your score went from {before} to {now} while you were taking a statin. That is expected and "
-            "can mean the plaque is becoming more stable; it does not mean the statin is failing."
+            "can mean the plaque is becoming more stable; it does not by itself mean the statin is failing."
+        )
+    if progression.on_statin is None and current > progression.prior_agatston:
+        return (
+            f"Your score went from {before} to {now}. If you were taking a statin in between, a rise is "
+            "expected and can mean the plaque is becoming more stable."
         )
     if progression.category in (ProgressionCategory.WITHIN_VARIABILITY, ProgressionCategory.STILL_ZERO):
         return f"Your score went from {before} to {now}, which is within the usual variation between scans."
@@ -99,10 +106,15 @@ def _change(progression: Progression, current: float) -> str:
     )
 
 
-def _next_steps(next_scan: NextScan) -> str:
+def _next_steps(next_scan: NextScan, as_of: date) -> str:
     text = "What matters most now is a conversation with your clinician about your overall risk and a plan."
-    if next_scan.suggested is not None:
-        text += f" A repeat scan is suggested around {next_scan.suggested.isoformat()}, not earlier."
+    if next_scan.suggested is not None and next_scan.suggested > as_of:
+        text += (
+            f" If a repeat scan would help your care, around {next_scan.suggested.isoformat()} is the "
+            "suggested time, not earlier."
+        )
+    elif next_scan.suggested is not None:
+        text += " A repeat scan can now be considered, if it would change your care."
     elif next_scan.earliest is not None:
         text += " A repeat scan is not routinely needed."
     else:
@@ -139,7 +151,7 @@ def explain(ctx: Context, next_scan: NextScan, mesa_with_cac: float | None) -> P
     if ctx.progression is not None:
         paragraphs.append(_change(ctx.progression, ctx.agatston))
     paragraphs.append(THE_GOAL)
-    paragraphs.append(_next_steps(next_scan))
+    paragraphs.append(_next_steps(next_scan, ctx.as_of))
     return PatientExplanation(
         headline=_headline(ctx.agatston),
         paragraphs=tuple(paragraphs),

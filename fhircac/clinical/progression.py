@@ -11,17 +11,21 @@ import math
 
 from fhircac.clinical import citations as c
 from fhircac.clinical.assessment import Progression, ProgressionCategory
-from fhircac.clinical.record import DAYS_PER_YEAR, CacScan
+from fhircac.clinical.record import DAYS_PER_YEAR, CacScan, add_years
 
 SQRT_PROGRESSION_THRESHOLD = 2.5  # Hokanson: √CAC₂ − √CAC₁ ≥ 2.5
 REPEATABILITY_FACTOR = 4.93  # Sevrukov: change within ±4.93·√baseline is within repeatability
 RAPID_PERCENT_PER_YEAR = 15.0  # source 000, Raggi 2004
-SHORT_INTERVAL_YEARS = 3.0  # source 000: variability can dominate below 3 years
+SHORT_INTERVAL_YEARS = 3  # source 000: variability can dominate below 3 years
 
 STATIN_RISE_TEXT = (
-    "A statin was taken during this interval. Statins often make the calcium score rise as soft "
-    "plaque calcifies and stabilises, so a rise is expected and is not a sign that the treatment "
-    "is failing."
+    "A statin was taken during this interval. Statins typically make the calcium score rise as "
+    "plaque calcifies and stabilises, so a rise is expected and does not by itself mean that the "
+    "treatment is failing."
+)
+STATIN_UNKNOWN_RISE_TEXT = (
+    "Whether a statin was taken between the scans is not known; if one was, a rise is expected and "
+    "does not by itself mean that the treatment is failing."
 )
 LATEST_SCORE_TEXT = "For risk, the latest score matters more than the rate of change."
 SHORT_INTERVAL_TEXT = (
@@ -77,33 +81,39 @@ def annualized_percent(prior: float, current: float, years: float) -> float | No
         return None
 
 
-def compare_scans(prior: CacScan, current: CacScan, on_statin: bool) -> Progression:
+def compare_scans(prior: CacScan, current: CacScan, on_statin: bool | None) -> Progression:
+    """``on_statin``: a statin was taken at some time between the scans; None when that is unknown."""
     years = (current.date - prior.date).days / DAYS_PER_YEAR
     if years <= 0:
         raise ValueError("the prior scan must be dated before the current one")
     category = categorise(prior.agatston, current.agatston)
     sqrt_delta = math.sqrt(current.agatston) - math.sqrt(prior.agatston)
     percent = annualized_percent(prior.agatston, current.agatston, years)
-    rapid = percent is not None and percent > RAPID_PERCENT_PER_YEAR
+    # Rapid means a real rise: beyond measurement variability and above 15 %/year.
+    rapid = (
+        category is ProgressionCategory.PROGRESSION
+        and percent is not None
+        and percent > RAPID_PERCENT_PER_YEAR
+    )
     rose = current.agatston > prior.agatston
     sentences = [_CATEGORY_TEXT[category]]
     if percent is not None and rose:
         sentences.append(f"That is {percent:.1f}% a year.")
-    if on_statin and rose:
+    sources = [c.SOURCE_000, c.SQUARE_ROOT_METHOD, c.REPEATABILITY]
+    if rose and on_statin:
         sentences.append(STATIN_RISE_TEXT)
+        sources += [c.SOURCE_001, c.SOURCE_004]
+    elif rose and on_statin is None:
+        sentences.append(STATIN_UNKNOWN_RISE_TEXT)
     elif rapid:
         sentences.append(
             "A rise above 15% a year is linked with higher long-term risk; without treatment calcium "
             "typically grows 10-20% a year."
         )
-    if years < SHORT_INTERVAL_YEARS:
+        sources.append(c.RAPID_PROGRESSION)
+    if current.date < add_years(prior.date, SHORT_INTERVAL_YEARS):
         sentences.append(SHORT_INTERVAL_TEXT)
     sentences.append(LATEST_SCORE_TEXT)
-    sources = [c.SOURCE_000, c.SQUARE_ROOT_METHOD, c.REPEATABILITY]
-    if rapid:
-        sources.append(c.RAPID_PROGRESSION)
-    if on_statin and rose:
-        sources += [c.SOURCE_001, c.SOURCE_004]
     return Progression(
         prior_agatston=prior.agatston,
         prior_date=prior.date,

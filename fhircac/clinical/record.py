@@ -112,6 +112,13 @@ class MedicationPeriod:
         return (self.start is None or self.start <= last) and (self.end is None or first <= self.end)
 
 
+def add_years(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
 def completed_years(birth_date: date, day: date) -> int:
     return day.year - birth_date.year - ((day.month, day.day) < (birth_date.month, birth_date.day))
 
@@ -149,6 +156,8 @@ class PatientRecord:
     labs: Labs = field(default_factory=Labs)
     systolic_bp: Measurement | None = None  # mm[Hg]
     medications: tuple[MedicationPeriod, ...] = ()
+    # Drug classes whose use is unknown (not just unrecorded): rules that depend on them say so.
+    unknown_medications: frozenset[DrugClass] = frozenset()
     diabetes: bool | None = None
     current_smoker: bool | None = None
     # The guideline's risk enhancer (premature: male <55, female <65). MESA's own term is any family
@@ -156,12 +165,18 @@ class PatientRecord:
     # slightly when a relative's heart attack came later in life.
     family_history_premature_chd: bool | None = None
     coronary_history: tuple[CoronaryHistory, ...] = ()
+    coronary_history_unknown: bool = False
     symptoms: bool | None = None  # chest pain or exertional breathlessness
     high_bleeding_risk: bool | None = None
     patient_id: str | None = None
 
     def scans_by_date(self) -> tuple[CacScan, ...]:
         return tuple(sorted(self.scans, key=lambda scan: scan.date))
+
+    def use_unknown(self, drug_class: DrugClass) -> bool:
+        return drug_class in self.unknown_medications and not any(
+            m.drug_class is drug_class for m in self.medications
+        )
 
     def taking(self, drug_class: DrugClass, day: date) -> bool:
         return any(m.drug_class is drug_class and m.active_on(day) for m in self.medications)

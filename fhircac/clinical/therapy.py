@@ -1,28 +1,34 @@
-"""Therapy and work-up to consider (REFERENCE §7, §9), per policy, with the policies' disagreement
-on statins reported rather than hidden.
+"""Therapy and work-up to consider (REFERENCE §7, §9), per policy, with the policies' disagreements
+(statin, aspirin, repeat scan) reported rather than hidden (REFERENCE §1).
 
 Wording follows the strength of the source: the guideline says "reasonable" or "may be
-considered", so the output does too. Nothing here is an order.
+considered", so the output does too. Nothing here is an order. Repeat-scan timing is quoted
+from the one follow-up result, so an output never gives two intervals.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from enum import StrEnum
 
 from fhircac.clinical import citations as c
-from fhircac.clinical.assessment import Findings, MetabolicState
+from fhircac.clinical.assessment import Findings, MetabolicState, NextScan
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
-from fhircac.clinical.context import Context
+from fhircac.clinical.context import HIGH_PERCENTILE, Context
+from fhircac.clinical.followup import next_scan
 from fhircac.clinical.metabolic import UNREST_MARKERS
+from fhircac.clinical.percentile import WORST_ABSOLUTE_ERROR
 from fhircac.clinical.policies import ACC_AHA_2018, LIFESTYLE_FIRST, Policy, PolicyId
 from fhircac.clinical.record import DrugClass
 from fhircac.clinical.units import NMOL_L
 
 ACC = c.cite("REFERENCE §7", c.CHOLESTEROL_2018)
 LIFESTYLE = c.cite("REFERENCE §7", c.SOURCE_002)
-CAC_GUIDED_AGES = (40.0, 75.0)  # the 2018 CAC statements concern adults 40-75
-ASPIRIN_AGES = (40.0, 70.0)
+CAC_GUIDED_AGES = (40, 75)  # the 2018 CAC statements concern adults 40-75
+ASPIRIN_AGES = (40, 70)
 SEVERE_LDL_MG_DL = 190.0
+HIGH_PCE = 0.20
+LOW_PCE = 0.05
 
 
 class StatinStance(StrEnum):
@@ -34,21 +40,27 @@ class StatinStance(StrEnum):
     NOT_APPLICABLE = "not-applicable"
 
 
-def therapy(ctx: Context, findings: Findings) -> None:
+def therapy(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
     if ctx.record.known_coronary_disease:
         _known_coronary_disease(findings)
+        _symptoms(ctx, findings)
         return
+    if ctx.record.use_unknown(DrugClass.STATIN):
+        findings.need(
+            "statin", "whether the statin statements concern starting a statin or one already taken"
+        )
     _appropriateness(ctx, findings)
     if ctx.policy.id is PolicyId.LIFESTYLE_FIRST:
         _lifestyle_first(ctx, findings)
     else:
-        _acc_aha(ctx, findings)
-    _work_up(ctx, findings)
-    _report_divergence(ctx, findings)
+        _acc_aha(ctx, findings, follow_up)
+    _lpa_once(ctx, findings)
+    _symptoms(ctx, findings)
+    _report_divergence(ctx, findings, follow_up)
 
 
 def _known_coronary_disease(findings: Findings) -> None:
-    source = c.cite("REFERENCE §9", c.SOURCE_003, c.SOURCE_004, c.NLA_2021)
+    source = c.cite("REFERENCE §9", c.SOURCE_003, c.NLA_2021)
     findings.warn(
         "known-coronary-disease",
         "Known coronary disease (heart attack, stent or bypass) is recorded: the calcium score adds "
@@ -61,6 +73,16 @@ def _known_coronary_disease(findings: Findings) -> None:
         "guide this therapy.",
         source,
     )
+
+
+def _indication_without_cac(ctx: Context) -> str | None:
+    """Why a statin is indicated whatever the score (2018 guideline), or None."""
+    ldl = ctx.record.labs.ldl
+    if ldl is not None and ldl.value >= SEVERE_LDL_MG_DL:
+        return "LDL cholesterol ≥190 mg/dL"
+    if ctx.pce_ascvd_10y is not None and ctx.pce_ascvd_10y >= HIGH_PCE:
+        return "a high estimated 10-year ASCVD risk (≥20%)"
+    return None
 
 
 def _appropriateness(ctx: Context, findings: Findings) -> None:
@@ -80,17 +102,17 @@ def _appropriateness(ctx: Context, findings: Findings) -> None:
             "ldl-190",
             f"LDL cholesterol {ldl.value:.0f} mg/dL (≥190): the guideline recommends a high-intensity statin "
             "without risk estimation; the calcium score does not change that.",
-            c.cite("REFERENCE §7", c.CHOLESTEROL_2018),
+            ACC,
         )
     pce = ctx.pce_ascvd_10y
-    if pce is not None and pce >= 0.20:
+    if pce is not None and pce >= HIGH_PCE:
         findings.warn(
             "cac-not-needed-high-risk",
             f"Estimated 10-year ASCVD risk is {pce:.0%} (high, PCE): statin therapy is indicated from "
             "the risk estimate; a calcium score is not needed for that decision.",
             c.cite("REFERENCE §4", c.CHOLESTEROL_2018, c.PCE),
         )
-    elif pce is not None and pce < 0.05:
+    elif pce is not None and pce < LOW_PCE:
         findings.warn(
             "cac-low-risk",
             f"Estimated 10-year ASCVD risk is {pce:.1%} (low, PCE): calcium scoring is mainly advised "
@@ -99,23 +121,19 @@ def _appropriateness(ctx: Context, findings: Findings) -> None:
         )
 
 
+# --- statin stance per policy (also used to report disagreement) ----------------------------------
+
+
 def statin_stance(policy: Policy, ctx: Context) -> StatinStance:
     if ctx.record.known_coronary_disease:
         return StatinStance.NOT_APPLICABLE
     if policy.id is PolicyId.LIFESTYLE_FIRST:
         return _lifestyle_first_stance(ctx)
-    score = ctx.agatston
     age = ctx.age_now
-    ldl = ctx.record.labs.ldl
     diabetes_40_75 = bool(ctx.record.diabetes) and age is not None and 40 <= age <= 75
-    if (
-        score >= HIGH_SCORE
-        or ctx.high_percentile
-        or diabetes_40_75
-        or (ldl and ldl.value >= SEVERE_LDL_MG_DL)
-    ):
+    if ctx.agatston >= HIGH_SCORE or ctx.high_percentile or diabetes_40_75 or _indication_without_cac(ctx):
         return StatinStance.FAVOURED
-    if score > 0:
+    if ctx.agatston > 0:
         return StatinStance.FAVOURED if age is not None and age >= 55 else StatinStance.INDIVIDUAL
     return StatinStance.INDIVIDUAL if ctx.higher_risk_conditions() else StatinStance.NOT_ADVISED
 
@@ -125,32 +143,37 @@ def _lifestyle_first_stance(ctx: Context) -> StatinStance:
     if score < HIGH_SCORE:
         return StatinStance.NOT_ADVISED
     if score < VERY_HIGH_SCORE:
-        raised = _raised_apob_or_crp(ctx)
-        return (
-            StatinStance.INDIVIDUAL
-            if raised is None
-            else (StatinStance.FAVOURED if raised else StatinStance.NOT_ADVISED)
-        )
-    return {
-        MetabolicState.ACTIVE: StatinStance.FAVOURED,
-        MetabolicState.CALM: StatinStance.NOT_ADVISED,
-        MetabolicState.UNKNOWN: StatinStance.INDIVIDUAL,
-    }[ctx.metabolic.state]
+        raised, _ = _apob_crp_status(ctx)
+        stances = {
+            True: StatinStance.FAVOURED,
+            False: StatinStance.NOT_ADVISED,
+            None: StatinStance.INDIVIDUAL,
+        }
+        return stances[raised]
+    if ctx.metabolic.off_target(*UNREST_MARKERS):
+        return StatinStance.FAVOURED
+    _, unmeasured = _apob_crp_status(ctx)
+    return StatinStance.INDIVIDUAL if unmeasured else StatinStance.NOT_ADVISED
 
 
-def _raised_apob_or_crp(ctx: Context) -> bool | None:
-    """True if ApoB or CRP is off source 002's target, None if neither was measured."""
-    measured = [m for m in ctx.metabolic.markers if m.marker in ("apob", "hs_crp")]
-    if not measured:
-        return None
-    return any(not m.on_target for m in measured)
+def _apob_crp_status(ctx: Context) -> tuple[bool | None, list[str]]:
+    """(raised, unmeasured): raised is True if ApoB or CRP is off source 002's target, None if that
+    cannot be excluded because one was not measured, False if both are on target."""
+    measured = {m.marker: m for m in ctx.metabolic.markers if m.marker in ("apob", "hs_crp")}
+    unmeasured = [name for name in ("apob", "hs_crp") if name not in measured]
+    if any(not m.on_target for m in measured.values()):
+        return True, unmeasured
+    return (None if unmeasured else False), unmeasured
+
+
+# --- acc-aha-2018 -----------------------------------------------------------------------------------
 
 
 def _already(ctx: Context) -> str:
     return " A statin is already recorded." if ctx.on_statin else ""
 
 
-def _acc_aha(ctx: Context, findings: Findings) -> None:
+def _acc_aha(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
     record = ctx.record
     score = ctx.agatston
     age = ctx.age_now
@@ -162,12 +185,36 @@ def _acc_aha(ctx: Context, findings: Findings) -> None:
             ACC,
         )
     if score <= 0:
-        _acc_aha_cac_zero(ctx, findings)
+        _acc_aha_cac_zero(ctx, findings, follow_up)
     elif score >= HIGH_SCORE:
         findings.recommend(
             "statin-cac-100", "CAC ≥100: it is reasonable to start a statin." + _already(ctx), ACC
         )
-    elif ctx.high_percentile:
+    else:
+        _acc_aha_cac_1_99(ctx, findings)
+    _acc_aha_aspirin(ctx, findings)
+    _risk_enhancers(ctx, findings)
+
+
+def _acc_aha_cac_1_99(ctx: Context, findings: Findings) -> None:
+    age = ctx.age_now
+    percentile = ctx.percentile
+    if (
+        percentile is not None
+        and percentile.estimated
+        # within the model's worst error, the official calculator may fall on the other side of 75
+        and HIGH_PERCENTILE - WORST_ABSOLUTE_ERROR
+        <= percentile.value
+        < HIGH_PERCENTILE + WORST_ABSOLUTE_ERROR
+    ):
+        findings.warn(
+            "percentile-near-75th",
+            f"The estimated percentile ({percentile.value:.0f}) is close to the 75th, where the statin "
+            "statement changes; the official MESA calculator or a reported percentile may place it on "
+            "the other side.",
+            c.cite("REFERENCE §3", c.MESA_PERCENTILE),
+        )
+    if ctx.high_percentile:
         findings.recommend(
             "statin-cac-75th-percentile",
             "CAC at or above the 75th percentile for age, sex and race: it is reasonable to start a statin."
@@ -183,17 +230,17 @@ def _acc_aha(ctx: Context, findings: Findings) -> None:
     else:
         if age is None:
             findings.need("age", "statin statement for CAC 1-99 (age 55 or over)")
+        if percentile is None:
+            findings.need("percentile", "statin statement for CAC 1-99 (75th percentile or above)")
         findings.recommend(
             "statin-cac-1-99-under-55",
             "CAC 1-99 under age 55: the guideline favours a statin mainly from age 55; decide from the "
             "overall risk and risk enhancers." + _already(ctx),
             ACC,
         )
-    _acc_aha_aspirin(ctx, findings)
-    _risk_enhancers(ctx, findings)
 
 
-def _acc_aha_cac_zero(ctx: Context, findings: Findings) -> None:
+def _acc_aha_cac_zero(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
     record = ctx.record
     for name, value in (
         ("diabetes", record.diabetes),
@@ -203,7 +250,14 @@ def _acc_aha_cac_zero(ctx: Context, findings: Findings) -> None:
         if value is None:
             findings.need(name, "whether CAC 0 allows withholding a statin")
     exceptions = ctx.higher_risk_conditions()
-    if exceptions:
+    indication = _indication_without_cac(ctx)
+    if indication:
+        findings.recommend(
+            "statin-cac-0-indicated",
+            f"CAC 0 does not remove the statin indication that comes from {indication}.",
+            ACC,
+        )
+    elif exceptions:
         findings.recommend(
             "statin-cac-0-exceptions",
             f"CAC 0, but with {', '.join(exceptions)} the guideline's statement that a statin may be "
@@ -218,11 +272,33 @@ def _acc_aha_cac_zero(ctx: Context, findings: Findings) -> None:
             ACC,
         )
     else:
+        when = (
+            f"a repeat scan is suggested around {follow_up.suggested.isoformat()}"
+            if follow_up.suggested
+            else "the guideline suggests 5-10 years"
+        )
         findings.recommend(
             "statin-cac-0-withhold",
-            "CAC 0: it is reasonable to withhold a statin and reassess in 5-10 years.",
+            f"CAC 0: it is reasonable to withhold a statin and reassess; {when}.",
             ACC,
         )
+
+
+def aspirin_considered(policy: Policy, ctx: Context) -> bool:
+    """Whether the policy would let low-dose aspirin be considered for primary prevention."""
+    if ctx.record.high_bleeding_risk or ctx.record.known_coronary_disease:
+        return False
+    if policy.id is PolicyId.LIFESTYLE_FIRST:
+        return ctx.agatston >= VERY_HIGH_SCORE and bool(ctx.metabolic.off_target(*UNREST_MARKERS))
+    age = ctx.age_now
+    return ctx.agatston >= HIGH_SCORE and age is not None and ASPIRIN_AGES[0] <= age <= ASPIRIN_AGES[1]
+
+
+def _bleeding_condition(ctx: Context, findings: Findings, wording: str) -> str:
+    if ctx.record.high_bleeding_risk is None:
+        findings.need("bleeding_risk", "aspirin consideration")
+        return wording
+    return ""
 
 
 def _acc_aha_aspirin(ctx: Context, findings: Findings) -> None:
@@ -230,26 +306,22 @@ def _acc_aha_aspirin(ctx: Context, findings: Findings) -> None:
         return
     source = c.cite("REFERENCE §7", c.PREVENTION_2019)
     age = ctx.age_now
-    bleeding = ctx.record.high_bleeding_risk
     if age is None:
         findings.need("age", "aspirin consideration (ages 40-70)")
-        return
-    if age > ASPIRIN_AGES[1]:
+    elif age > ASPIRIN_AGES[1]:
         findings.recommend(
             "aspirin-not-over-70",
             "Aspirin is not routinely recommended for primary prevention above age 70.",
             source,
         )
-    elif bleeding:
+    elif ctx.record.high_bleeding_risk:
         findings.recommend(
             "aspirin-bleeding-risk",
             "Raised bleeding risk is recorded: aspirin is not advised for primary prevention.",
             source,
         )
-    elif age >= ASPIRIN_AGES[0]:
-        condition = "" if bleeding is False else " if bleeding risk is not raised"
-        if bleeding is None:
-            findings.need("bleeding_risk", "aspirin consideration")
+    elif aspirin_considered(ACC_AHA_2018, ctx):
+        condition = _bleeding_condition(ctx, findings, " if bleeding risk is not raised")
         findings.recommend(
             "aspirin-may-be-considered",
             f"Low-dose aspirin may be considered for primary prevention{condition} (age 40-70, CAC ≥100); "
@@ -283,6 +355,9 @@ def _risk_enhancers(ctx: Context, findings: Findings) -> None:
         )
 
 
+# --- lifestyle-first --------------------------------------------------------------------------------
+
+
 def _keeps_treatment(ctx: Context) -> str:
     """Source 002's disclaimer: it never advises altering existing treatment. Say so wherever its
     "no medication" could be read as "stop your statin"."""
@@ -299,37 +374,12 @@ def _lifestyle_first(ctx: Context, findings: Findings) -> None:
     score = ctx.agatston
     if score <= 0:
         findings.recommend(
-            "lf-cac-0",
-            "CAC 0: this policy advises no new medication; repeat in 5 years." + _keeps_treatment(ctx),
-            LIFESTYLE,
+            "lf-cac-0", "CAC 0: this policy advises no new medication." + _keeps_treatment(ctx), LIFESTYLE
         )
     elif score < HIGH_SCORE:
-        findings.recommend(
-            "lf-cac-1-99", "CAC 1-99: sharpen the lifestyle plan; check again in 3 years.", LIFESTYLE
-        )
+        findings.recommend("lf-cac-1-99", "CAC 1-99: sharpen the lifestyle plan.", LIFESTYLE)
     elif score < VERY_HIGH_SCORE:
-        raised = _raised_apob_or_crp(ctx)
-        if raised is None:
-            findings.need("apob", "LDL-lowering decision at CAC 100-399 (lifestyle-first)")
-            findings.need("hs_crp", "LDL-lowering decision at CAC 100-399 (lifestyle-first)")
-            findings.recommend(
-                "lf-cac-100-399-measure",
-                "CAC 100-399: measure ApoB and hs-CRP; LDL lowering is considered when either is raised.",
-                LIFESTYLE,
-            )
-        elif raised:
-            findings.recommend(
-                "lf-cac-100-399-ldl-lowering",
-                "CAC 100-399 with raised ApoB or CRP: consider LDL-lowering therapy.",
-                LIFESTYLE,
-            )
-        else:
-            findings.recommend(
-                "lf-cac-100-399-lifestyle",
-                "CAC 100-399 with ApoB and CRP on target: continue the lifestyle plan; this policy does "
-                "not advise starting LDL-lowering medication." + _keeps_treatment(ctx),
-                LIFESTYLE,
-            )
+        _lifestyle_first_100_399(ctx, findings)
     else:
         _lifestyle_first_very_high(ctx, findings)
     findings.recommend(
@@ -341,21 +391,60 @@ def _lifestyle_first(ctx: Context, findings: Findings) -> None:
     _lifestyle_first_aspirin(ctx, findings)
 
 
+def _lifestyle_first_100_399(ctx: Context, findings: Findings) -> None:
+    raised, unmeasured = _apob_crp_status(ctx)
+    if raised:
+        findings.recommend(
+            "lf-cac-100-399-ldl-lowering",
+            "CAC 100-399 with raised ApoB or CRP: consider LDL-lowering therapy.",
+            LIFESTYLE,
+        )
+    elif raised is None:
+        for name in unmeasured:
+            findings.need(name, "LDL-lowering decision at CAC 100-399 (lifestyle-first)")
+        names = " and ".join("ApoB" if n == "apob" else "hs-CRP" for n in unmeasured)
+        findings.recommend(
+            "lf-cac-100-399-measure",
+            f"CAC 100-399: measure {names}; LDL lowering is considered when ApoB or CRP is raised.",
+            LIFESTYLE,
+        )
+    else:
+        findings.recommend(
+            "lf-cac-100-399-lifestyle",
+            "CAC 100-399 with ApoB and CRP on target: continue the lifestyle plan; this policy does "
+            "not advise starting LDL-lowering medication." + _keeps_treatment(ctx),
+            LIFESTYLE,
+        )
+
+
 def _lifestyle_first_very_high(ctx: Context, findings: Findings) -> None:
-    state = ctx.metabolic.state
-    if state is MetabolicState.ACTIVE:
-        off = ", ".join(m.marker for m in ctx.metabolic.off_target())
+    metabolic = ctx.metabolic
+    unrest = metabolic.off_target(*UNREST_MARKERS)
+    _, unmeasured = _apob_crp_status(ctx)
+    if unrest:
+        names = ", ".join(m.marker for m in unrest)
         findings.recommend(
             "lf-cac-400-active",
-            f"CAC ≥400 with metabolic activity ({off} off target): consider medication for progression "
+            f"CAC ≥400 with metabolic unrest ({names} off target): consider medication for progression "
             "or inflammation.",
             LIFESTYLE,
         )
-    elif state is MetabolicState.CALM:
+        return
+    for name in unmeasured:
+        findings.need(name, "whether CAC ≥400 needs medication (lifestyle-first: CRP, ApoB, progression)")
+    if metabolic.state is MetabolicState.ACTIVE:
+        names = ", ".join(m.marker for m in metabolic.off_target())
+        findings.recommend(
+            "lf-cac-400-active-lifestyle",
+            f"CAC ≥400 with {names} off target but no raised CRP, ApoB or progression: sharpen the "
+            "lifestyle plan; this policy ties medication to inflammation or progression.",
+            LIFESTYLE,
+        )
+    elif metabolic.state is MetabolicState.CALM:
         findings.recommend(
             "lf-cac-400-calm",
             "CAC ≥400, metabolically calm: this policy advises no new medication; continue the lifestyle "
-            "plan and check again in 3-5 years." + _keeps_treatment(ctx),
+            "plan." + _keeps_treatment(ctx),
             LIFESTYLE,
         )
     else:
@@ -371,16 +460,16 @@ def _lifestyle_first_aspirin(ctx: Context, findings: Findings) -> None:
     if ctx.agatston < VERY_HIGH_SCORE:
         return
     source = c.cite("REFERENCE §7", c.SOURCE_002)
-    unrest = ctx.metabolic.off_target(*UNREST_MARKERS)
-    bleeding = ctx.record.high_bleeding_risk
-    if not unrest or bleeding:
-        reason = "raised bleeding risk" if bleeding else "no active metabolic unrest (CRP, ApoB, progression)"
+    if not aspirin_considered(LIFESTYLE_FIRST, ctx):
+        reason = (
+            "raised bleeding risk"
+            if ctx.record.high_bleeding_risk
+            else "no active metabolic unrest (CRP, ApoB, progression)"
+        )
         findings.recommend("lf-aspirin-avoid", f"Aspirin is not advised under this policy: {reason}.", source)
         return
-    condition = "" if bleeding is False else " if bleeding risk is low"
-    if bleeding is None:
-        findings.need("bleeding_risk", "aspirin consideration")
-    markers = ", ".join(m.marker for m in unrest)
+    condition = _bleeding_condition(ctx, findings, " if bleeding risk is low")
+    markers = ", ".join(m.marker for m in ctx.metabolic.off_target(*UNREST_MARKERS))
     findings.recommend(
         "lf-aspirin-consider",
         f"Low-dose aspirin (at most 100 mg/day) may be considered{condition}, with good stomach "
@@ -389,8 +478,10 @@ def _lifestyle_first_aspirin(ctx: Context, findings: Findings) -> None:
     )
 
 
-def _work_up(ctx: Context, findings: Findings) -> None:
-    """Work-up rules shared by both policies (sources 003, 004)."""
+# --- shared by both policies ------------------------------------------------------------------------
+
+
+def _lpa_once(ctx: Context, findings: Findings) -> None:
     if ctx.agatston >= HIGH_SCORE and ctx.record.labs.lpa is None:
         findings.recommend(
             "lpa-measure-once",
@@ -398,6 +489,9 @@ def _work_up(ctx: Context, findings: Findings) -> None:
             "risk factor.",
             c.cite("REFERENCE §7", c.SOURCE_004),
         )
+
+
+def _symptoms(ctx: Context, findings: Findings) -> None:
     symptoms = ctx.record.symptoms
     if symptoms is None:
         findings.need("symptoms", "whether further testing (stress test, CT angiography) may be appropriate")
@@ -411,17 +505,41 @@ def _work_up(ctx: Context, findings: Findings) -> None:
         )
 
 
-def _report_divergence(ctx: Context, findings: Findings) -> None:
-    """REFERENCE §1: where the policies disagree on a statin, say so instead of choosing silently."""
-    stances = {policy.id: statin_stance(policy, ctx) for policy in (ACC_AHA_2018, LIFESTYLE_FIRST)}
-    acc, lifestyle = stances[PolicyId.ACC_AHA_2018], stances[PolicyId.LIFESTYLE_FIRST]
-    if {acc, lifestyle} != {StatinStance.FAVOURED, StatinStance.NOT_ADVISED}:
-        return
-    favoured_by = "acc-aha-2018" if acc is StatinStance.FAVOURED else "lifestyle-first"
-    advised_against_by = "lifestyle-first" if favoured_by == "acc-aha-2018" else "acc-aha-2018"
-    findings.warn(
-        "policy-divergence-statin",
-        f"The policies disagree here: under {favoured_by} a statin would be reasonable, under "
-        f"{advised_against_by} no new medication is advised. This result follows {ctx.policy.id.value}.",
-        c.cite("REFERENCE §1", c.CHOLESTEROL_2018, c.SOURCE_002),
-    )
+def _report_divergence(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
+    """REFERENCE §1: where the policies disagree for this patient, say so instead of choosing silently."""
+    other = LIFESTYLE_FIRST if ctx.policy.id is PolicyId.ACC_AHA_2018 else ACC_AHA_2018
+    follows = f"This result follows {ctx.policy.id.value}."
+    statin = {policy.id: statin_stance(policy, ctx) for policy in (ctx.policy, other)}
+    if set(statin.values()) == {StatinStance.FAVOURED, StatinStance.NOT_ADVISED}:
+        favoured = next(p for p, s in statin.items() if s is StatinStance.FAVOURED)
+        against = next(p for p, s in statin.items() if s is StatinStance.NOT_ADVISED)
+        findings.warn(
+            "policy-divergence-statin",
+            f"The policies disagree here: under {favoured.value} a statin would be reasonable, under "
+            f"{against.value} no new medication is advised. {follows}",
+            c.cite("REFERENCE §1", c.CHOLESTEROL_2018, c.SOURCE_002),
+        )
+    aspirin = {policy.id: aspirin_considered(policy, ctx) for policy in (ctx.policy, other)}
+    if len(set(aspirin.values())) == 2:
+        yes = next(p for p, considered in aspirin.items() if considered)
+        no = next(p for p, considered in aspirin.items() if not considered)
+        findings.warn(
+            "policy-divergence-aspirin",
+            f"The policies disagree on aspirin: under {yes.value} low-dose aspirin may be considered, under "
+            f"{no.value} it is not advised. {follows}",
+            c.cite("REFERENCE §1", c.PREVENTION_2019, c.SOURCE_002),
+        )
+    other_follow_up = next_scan(replace(ctx, policy=other), Findings())
+    if other_follow_up.suggested != follow_up.suggested:
+        findings.warn(
+            "policy-divergence-repeat-scan",
+            f"The policies disagree on a repeat scan: under {ctx.policy.id.value}, "
+            f"{_describe(follow_up)}; under {other.id.value}, {_describe(other_follow_up)}. {follows}",
+            c.cite("REFERENCE §1", "REFERENCE §6", c.SOURCE_000, c.SOURCE_002),
+        )
+
+
+def _describe(follow_up: NextScan) -> str:
+    if follow_up.suggested is None:
+        return "no routine repeat scan"
+    return f"a repeat scan around {follow_up.suggested.isoformat()}"

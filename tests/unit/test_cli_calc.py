@@ -50,7 +50,7 @@ def test_progression_and_statin_flags(capsys) -> None:  # type: ignore[no-untype
     _, summary, _ = calc(capsys, "--cac 300 --prior-cac 150 --prior-date 2021-01-15 --statin")
     assert summary is not None
     assert summary["progression"]["on_statin"] is True
-    assert "not a sign that the treatment is failing" in summary["progression"]["interpretation"]
+    assert "does not by itself mean that the treatment is failing" in summary["progression"]["interpretation"]
 
 
 def test_boolean_flag_values(capsys) -> None:  # type: ignore[no-untyped-def]

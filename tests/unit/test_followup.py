@@ -4,9 +4,8 @@ from datetime import date
 
 import pytest
 
-from fhircac.clinical.followup import add_years
 from fhircac.clinical.policies import ACC_AHA_2018, LIFESTYLE_FIRST
-from fhircac.clinical.record import CoronaryHistory
+from fhircac.clinical.record import CoronaryHistory, add_years
 from tests.builders import SCAN_DATE, labs, run, statin
 
 PLUS_3, PLUS_5 = date(2029, 1, 15), date(2031, 1, 15)

@@ -13,7 +13,7 @@ from tests.builders import labs
 
 def state(progression=None, **values: float):  # type: ignore[no-untyped-def]
     findings = Findings()
-    return assess_metabolic(labs(**values), progression, findings), findings
+    return assess_metabolic(labs(**values), progression, findings, report_missing=True), findings
 
 
 def test_unknown_without_markers_and_says_what_is_missing() -> None:

@@ -73,7 +73,7 @@ def test_rise_on_statin_is_expected_never_failure(prior: float, current: float) 
     result = compare(prior, current, on_statin=True)
     text = result.interpretation
     assert result.on_statin
-    assert "expected" in text and "not a sign that the treatment is failing" in text
+    assert "expected" in text and "does not by itself mean that the treatment is failing" in text
     # the only mention of failing is the negation
     assert text.lower().count("failing") == 1 and "failure" not in text.lower()
     assert "source 001" in result.source and "source 004" in result.source

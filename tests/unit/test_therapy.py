@@ -21,7 +21,10 @@ def texts(statements) -> str:  # type: ignore[no-untyped-def]
 def test_cac_zero_reasonable_to_withhold() -> None:
     result = run(0)
     assert "statin-cac-0-withhold" in ids(result.recommendations)
-    assert "reassess in 5-10 years" in texts(result.recommendations)
+    assert (
+        "reasonable to withhold a statin and reassess; a repeat scan is suggested around 2031-01-15"
+        in texts(result.recommendations)
+    )
 
 
 @pytest.mark.parametrize(
