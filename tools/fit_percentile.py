@@ -32,6 +32,7 @@ import bisect
 import itertools
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -347,8 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     coefficients = fit(official, p_nonzero_start(reference))
     elapsed = time.perf_counter() - started
     print(f"Fit: {elapsed:.1f} s")
-    write_model(args.output, model_document(coefficients, None))
-    report = evaluate(args.output, official)
+    # Evaluate a draft, then write the model once with its report: the shipped file is never left
+    # half-written, and the runtime (which reads the shipped file's report) keeps importing meanwhile.
+    with tempfile.TemporaryDirectory() as folder:
+        draft = Path(folder) / "draft_percentile_model.json"
+        write_model(draft, model_document(coefficients, None))
+        report = evaluate(draft, official)
     write_model(args.output, model_document(coefficients, report))
     print(f"Wrote {args.output}")
     return 0 if print_report(report, parameter_count(coefficients)) else 1
