@@ -68,14 +68,15 @@ def _scan_problems(scan: CacScan, name: str, as_of: date) -> list[Problem]:
                 f"{name}.date", f"{scan.date.isoformat()} is after the assessment date {as_of.isoformat()}"
             )
         )
-    if scan.vessel_scores is not None:
-        for vessel, score in scan.vessel_scores.items():
-            if not _possible_score(score):
-                problems.append(
-                    Problem(f"{name}.{vessel.value}", f"{score!r} is not a possible Agatston score")
-                )
+    impossible_vessels = [
+        Problem(f"{name}.{vessel.value}", f"{score!r} is not a possible Agatston score")
+        for vessel, score in (scan.vessel_scores or {}).items()
+        if not _possible_score(score)
+    ]
+    problems += impossible_vessels
     count = scan.vessel_count
-    if count is not None and _possible_score(scan.agatston) and not problems:
+    # Consistency is only judged on possible numbers, so one bad value is not reported twice.
+    if count is not None and _possible_score(scan.agatston) and not impossible_vessels:
         if not 0 <= count <= 4:
             problems.append(
                 Problem(f"{name}.vessels", f"{count} vessels: there are four coronary arteries scored")

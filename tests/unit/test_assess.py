@@ -57,6 +57,11 @@ def test_vessel_consistency() -> None:
     assert problems(record(50, vessel_scores={**zero, Vessel.RCA: -2.0})) == ["cac.rca"]
 
 
+def test_vessel_inconsistency_is_reported_beside_an_unrelated_problem() -> None:
+    zero = dict.fromkeys(Vessel, 0.0)
+    assert problems(record(50, vessel_scores=zero), as_of=date(2025, 1, 1)) == ["cac.date", "cac.vessels"]
+
+
 def test_impossible_lab_and_every_problem_reported_at_once() -> None:
     fields = problems(record(-5, age=200, labs=labs(hdl=0), systolic_bp=Measurement(20, "mm[Hg]")))
     assert fields == ["cac", "age", "hdl", "systolic_bp"]
