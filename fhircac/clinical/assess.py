@@ -152,9 +152,10 @@ def _risk(record: PatientRecord, scan: CacScan, age: float | None, findings: Fin
         "systolic_bp": record.systolic_bp,
         "diabetes": record.diabetes,
         "current_smoker": record.current_smoker,
-        "bp_treated": None if record.use_unknown(DrugClass.ANTIHYPERTENSIVE) else True,
     }
     absent = [name for name, value in needed.items() if value is None]
+    if record.use_unknown(DrugClass.ANTIHYPERTENSIVE):
+        absent.append("bp_treated")
     for name in absent:
         findings.need(name, "MESA CHD risk and PCE ASCVD risk")
     lipid_lowering_unknown = record.use_unknown(DrugClass.STATIN) or record.use_unknown(

@@ -117,11 +117,11 @@ def _load_model(text: str) -> _Model:
     return _Model.from_json(document)
 
 
-_MODEL_TEXT = resources.files("fhircac.clinical").joinpath(_MODEL_RESOURCE).read_text("utf-8")
-_MODEL = _load_model(_MODEL_TEXT)
+_DOCUMENT = json.loads(resources.files("fhircac.clinical").joinpath(_MODEL_RESOURCE).read_text("utf-8"))
+_MODEL = _Model.from_json(_DOCUMENT)
 # The fit's measured worst error against the official calculator (percentile points): how far an
 # estimate may be off, so callers can say when a threshold decision is too close to call.
-WORST_ABSOLUTE_ERROR = float(json.loads(_MODEL_TEXT)["accuracy"]["worst_absolute_error"]["error"])
+WORST_ABSOLUTE_ERROR = float(_DOCUMENT["accuracy"]["worst_absolute_error"]["error"])
 
 
 def _validated(age: int, sex: Sex, race: Race) -> tuple[int, Sex, Race]:
