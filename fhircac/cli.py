@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import IO, Any
 
 from fhircac import __version__
@@ -81,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch", metavar="FILE", help="JSON Lines file ('-' for stdin): one input object a line"
     )
 
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="assess FHIR input: Bundles or single resources, one or many patients",
+        description=(
+            "Reads FHIR R4 JSON (Bundles of type collection, searchset, transaction or batch, or single "
+            "resources) and prints one JSON line per patient: a transaction Bundle of the RiskAssessment, "
+            "CarePlan and Provenance (--format bundle) or the assessment summary (--format summary). "
+            "Bad input exits 2 with an OperationOutcome on stderr and writes nothing."
+        ),
+    )
+    evaluate.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON files ('-' for stdin)")
+    evaluate.add_argument("--format", choices=("bundle", "summary"), default="bundle")
+    evaluate.add_argument("--policy", help="acc-aha-2018 (default) or lifestyle-first")
+    evaluate.add_argument("--as-of", dest="as_of", help="assessment date (default: today)")
+    evaluate.add_argument("--output", metavar="FILE", help="write here (atomically) instead of stdout")
+
     serve = commands.add_parser("serve", help="run the HTTP service under gunicorn")
     serve.add_argument("--host", help="address to bind (default FHIRCAC_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default FHIRCAC_PORT or 8080)")
@@ -91,6 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "calc":
         return _calc(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
     if args.command == "serve":
         from fhircac.web.serve import serve
 
@@ -132,6 +150,73 @@ def _calc(args: argparse.Namespace) -> int:
     json.dump(summary, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
     return EXIT_OK
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from fhircac.clinical.errors import InvalidInput
+    from fhircac.clinical.policies import get_policy
+    from fhircac.evaluate import evaluate, parse_json
+    from fhircac.fhir.issues import Issue, has_errors
+
+    issues: list[Issue] = []
+    try:
+        policy = get_policy(args.policy)
+        as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
+    except InvalidInput as error:
+        issues += [Issue("error", "value", "--policy", p.message) for p in error.problems]
+    except ValueError:
+        issues.append(Issue("error", "value", "--as-of", f"{args.as_of!r} is not a date (YYYY-MM-DD)"))
+    documents = []
+    for name in args.inputs:
+        try:
+            text = sys.stdin.buffer.read() if name == "-" else open(name, "rb").read()  # noqa: SIM115
+        except OSError as error:
+            issues.append(Issue("fatal", "not-found", name, f"cannot read: {error.strerror}"))
+            continue
+        document, problems = parse_json(text, "stdin" if name == "-" else name)
+        issues += problems
+        if not problems:
+            documents.append(("stdin" if name == "-" else name, document))
+    if has_errors(issues):
+        return _refuse(issues)
+    evaluations, issues = evaluate(documents, policy, as_of, datetime.now(UTC))
+    if has_errors(issues):
+        return _refuse(issues)
+    lines = [
+        json.dumps(e.summary() if args.format == "summary" else e.produced.transaction(), ensure_ascii=False)
+        for e in evaluations
+    ]
+    text = "".join(line + "\n" for line in lines)
+    if args.output:
+        _write_atomically(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _refuse(issues: list[Any]) -> int:
+    from fhircac.fhir.issues import operation_outcome
+
+    errors = [issue for issue in issues if issue.is_error]
+    json.dump(operation_outcome(errors), sys.stderr, indent=2, ensure_ascii=False)
+    sys.stderr.write("\n")
+    return EXIT_BAD_INPUT
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """Readers of ``path`` see the old content or the whole new one, never a partial write."""
+    import os
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".fhircac-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
 
 
 def _flag_name(field: str) -> str:

@@ -1,0 +1,319 @@
+"""FHIR input → one ``PatientInput`` per patient: parse, validate structure, resolve references, group.
+
+Accepts Bundles (collection, searchset, transaction, batch) and single resources. Every resource is
+validated with ``fhir.resources.R4B``; anything wrong is an ``Issue`` naming where it is. A
+transaction Bundle is one patient's record: several patients in one is refused, because nothing
+tells which resource belongs to whom when such a bundle is replayed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from fhircac.fhir.issues import Issue
+
+ACCEPTED_BUNDLE_TYPES = frozenset({"collection", "searchset", "transaction", "batch"})
+# resource type → the element that names its patient (Medication has none: it is shared)
+PATIENT_ELEMENT = {
+    "Observation": "subject",
+    "Condition": "subject",
+    "Procedure": "subject",
+    "MedicationStatement": "subject",
+    "MedicationRequest": "subject",
+    "FamilyMemberHistory": "patient",
+}
+READABLE_TYPES = frozenset({"Patient", "Medication", *PATIENT_ELEMENT})
+
+
+@dataclass(frozen=True)
+class Located:
+    """A resource (already validated) and where it came from, for messages and references."""
+
+    resource: dict[str, Any]
+    location: str
+    full_url: str | None = None
+
+    @property
+    def type(self) -> str:
+        return str(self.resource["resourceType"])
+
+    @property
+    def id(self) -> str | None:
+        value = self.resource.get("id")
+        return str(value) if value else None
+
+    @property
+    def version(self) -> str | None:
+        value = (self.resource.get("meta") or {}).get("versionId")
+        return str(value) if value else None
+
+    @property
+    def key(self) -> str:
+        """``Type/id`` when the resource has an id, else its fullUrl or location: stable within a run."""
+        if self.id:
+            return f"{self.type}/{self.id}"
+        return self.full_url or self.location
+
+    def at(self, path: str) -> str:
+        return f"{self.location}.{path}" if path else self.location
+
+
+@dataclass
+class PatientInput:
+    patient: Located
+    resources: list[Located] = field(default_factory=list)
+    medications: dict[str, Located] = field(default_factory=dict)  # reference → Medication
+
+    def of_type(self, resource_type: str) -> list[Located]:
+        return [r for r in self.resources if r.type == resource_type]
+
+
+@cache
+def _model(resource_type: str) -> Any:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    return get_fhir_model_class(resource_type)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def validate_resource(resource: dict[str, Any], location: str) -> list[Issue]:
+    """Structure and datatypes per FHIR R4 (fhir.resources R4B), each problem at its element."""
+    try:
+        _model(str(resource["resourceType"])).model_validate(resource)
+    except ValidationError as error:
+        issues = []
+        for detail in error.errors():
+            path = _path(tuple(detail["loc"]))
+            message = str(detail["msg"]).removeprefix("Value error, ")
+            if detail["type"] == "extra_forbidden":
+                message = "unknown element (not part of FHIR R4)"
+            where = f"{location}.{path}" if path else location
+            issues.append(Issue("error", "structure", where, message))
+        return issues
+    except (ValueError, TypeError, KeyError) as error:
+        return [Issue("error", "structure", location, f"not a valid FHIR resource: {error}")]
+    return []
+
+
+def _check_resource(resource: Any, location: str, issues: list[Issue]) -> bool:
+    if not isinstance(resource, dict):
+        issues.append(Issue("error", "structure", location, "not a JSON object, so not a FHIR resource"))
+        return False
+    resource_type = resource.get("resourceType")
+    if not isinstance(resource_type, str) or not resource_type:
+        issues.append(Issue("error", "structure", location, "no resourceType, so not a FHIR resource"))
+        return False
+    try:
+        _model(resource_type)
+    except (ValueError, KeyError):
+        issues.append(
+            Issue("error", "not-supported", location, f"{resource_type!r} is not a FHIR resource type")
+        )
+        return False
+    found = validate_resource(resource, location)
+    issues.extend(found)
+    return not found
+
+
+def collect(document: Any, origin: str, issues: list[Issue]) -> list[Located]:
+    """The readable resources of one input document (a Bundle or a single resource)."""
+    valid = _check_resource(document, f"{origin}: {_type_name(document)}", issues)
+    if not _is_bundle(document):
+        if not valid:
+            return []
+        located = Located(document, f"{origin}: {document['resourceType']}")
+        if located.type not in READABLE_TYPES:
+            readable = ", ".join(sorted(READABLE_TYPES))
+            issues.append(
+                Issue(
+                    "error",
+                    "not-supported",
+                    located.location,
+                    f"fhircac does not read {located.type} resources; give a Bundle or one of: {readable}",
+                )
+            )
+            return []
+        return [located]
+    bundle_type = document.get("type")
+    if bundle_type not in ACCEPTED_BUNDLE_TYPES:
+        accepted = ", ".join(sorted(ACCEPTED_BUNDLE_TYPES))
+        message = f"Bundle type {bundle_type!r} is not read; accepted: {accepted}"
+        issues.append(Issue("error", "not-supported", f"{origin}: Bundle.type", message))
+        return []
+    entries = document.get("entry")
+    if not isinstance(entries, list):
+        return []
+    found: list[Located] = []
+    ignored: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue  # the Bundle's validation reported it
+        request, search = entry.get("request"), entry.get("search")
+        if isinstance(request, dict) and request.get("method") == "DELETE":
+            continue
+        if isinstance(search, dict) and search.get("mode") == "outcome":
+            continue
+        resource = entry.get("resource")
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            continue
+        full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
+        located = Located(resource, f"{origin}: Bundle.entry[{index}].resource", full_url)
+        if located.type not in READABLE_TYPES:
+            ignored[located.type] = ignored.get(located.type, 0) + 1
+            continue
+        # A Bundle with errors is re-checked entry by entry so that only sound resources are read
+        # further (their problems are already reported, at their element).
+        if not valid and validate_resource(resource, located.location):
+            continue
+        found.append(located)
+    for resource_type, count in sorted(ignored.items()):
+        message = f"{count} {resource_type} resource(s) ignored: fhircac does not read them"
+        issues.append(Issue("information", "informational", f"{origin}: Bundle", message))
+    return found
+
+
+def _is_bundle(document: Any) -> bool:
+    return isinstance(document, dict) and document.get("resourceType") == "Bundle"
+
+
+def _type_name(document: Any) -> str:
+    if isinstance(document, dict) and isinstance(document.get("resourceType"), str):
+        return str(document["resourceType"])
+    return "(document)"
+
+
+def _reference(value: Any) -> str | None:
+    if isinstance(value, dict) and isinstance(value.get("reference"), str):
+        return str(value["reference"])
+    return None
+
+
+class _Index:
+    """Resolves references the way a FHIR server would: ``Type/id``, absolute URLs, ``urn:uuid:``."""
+
+    def __init__(self, resources: list[Located]) -> None:
+        self._by_key: dict[str, Located] = {}
+        for located in resources:
+            if located.id:
+                self._by_key[f"{located.type}/{located.id}"] = located
+            if located.full_url:
+                self._by_key[located.full_url] = located
+
+    def resolve(self, reference: str) -> Located | None:
+        if reference in self._by_key:
+            return self._by_key[reference]
+        parts = reference.split("/_history/")[0].rstrip("/").split("/")
+        if len(parts) >= 2:
+            return self._by_key.get(f"{parts[-2]}/{parts[-1]}")
+        return None
+
+
+def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInput], list[Issue]]:
+    """Every readable resource of every document, grouped by the Patient it points at."""
+    issues: list[Issue] = []
+    everything: list[Located] = []
+    for origin, document in documents:
+        collected = collect(document, origin, issues)
+        if _is_bundle(document) and document.get("type") == "transaction":
+            patients = [r for r in collected if r.type == "Patient"]
+            if len(patients) > 1:
+                names = ", ".join(f"{p.key} ({p.location.split(': ', 1)[1]})" for p in patients)
+                issues.append(
+                    Issue(
+                        "error",
+                        "business-rule",
+                        f"{origin}: Bundle",
+                        "a transaction Bundle is one patient's record, but this one mixes several "
+                        f"patients: {names}",
+                    )
+                )
+                continue
+        everything.extend(collected)
+    index = _Index(everything)
+    groups: dict[str, PatientInput] = {}
+    for located in everything:
+        if located.type == "Patient":
+            existing = groups.get(located.key)
+            if existing is not None and existing.patient.resource != located.resource:
+                issues.append(
+                    Issue(
+                        "error",
+                        "duplicate",
+                        located.location,
+                        f"{located.key} is also given, differently, at {existing.patient.location}",
+                    )
+                )
+            groups.setdefault(located.key, PatientInput(located))
+    for located in everything:
+        if located.type in ("Patient", "Medication"):
+            continue
+        element = PATIENT_ELEMENT[located.type]
+        reference = _reference(located.resource.get(element))
+        if reference is None:
+            issues.append(Issue("error", "required", located.at(element), f"{located.type} names no patient"))
+            continue
+        target = index.resolve(reference)
+        if target is None:
+            issues.append(
+                Issue(
+                    "error",
+                    "not-found",
+                    located.at(element),
+                    f"reference {reference!r} does not resolve in the input",
+                )
+            )
+            continue
+        if target.type != "Patient":
+            issues.append(
+                Issue(
+                    "error",
+                    "invalid",
+                    located.at(element),
+                    f"{reference!r} is a {target.type}, not a Patient",
+                )
+            )
+            continue
+        groups[target.key].resources.append(located)
+    for group in groups.values():
+        _attach_medications(group, index, issues)
+    return list(groups.values()), issues
+
+
+def _attach_medications(group: PatientInput, index: _Index, issues: list[Issue]) -> None:
+    for located in group.resources:
+        if located.type not in ("MedicationStatement", "MedicationRequest"):
+            continue
+        reference = _reference(located.resource.get("medicationReference"))
+        if reference is None:
+            continue
+        target = index.resolve(reference)
+        if target is None:
+            issues.append(
+                Issue(
+                    "error",
+                    "not-found",
+                    located.at("medicationReference"),
+                    f"reference {reference!r} does not resolve in the input",
+                )
+            )
+        elif target.type != "Medication":
+            issues.append(
+                Issue(
+                    "error", "invalid", located.at("medicationReference"), f"{reference!r} is a {target.type}"
+                )
+            )
+        else:
+            group.medications[reference] = target

@@ -1,0 +1,795 @@
+"""One patient's FHIR resources → the core's ``PatientRecord``, with every assumption reported.
+
+Rules of reading (each one also in the README):
+- Only Observations with status final, amended or corrected are used; others are reported and ignored.
+- The latest CAC scan on or before the assessment date is the current one; earlier ones feed
+  progression. Data dated after the assessment date is ignored, so a past date replays the past.
+- Labs: the latest value on or before the assessment date per analyte, converted through its UCUM
+  unit; an unknown unit is an error, never a guess.
+- Absence is *no* only where a list was supplied: no diabetes/coronary Condition means "no" when the
+  patient has a problem list (any Condition, or IPS no-known-problems); no statin means "not taking"
+  when the patient has a medication list (any MedicationStatement/Request, or IPS no-known-medications).
+  Otherwise the fact is unknown and the core says what that leaves out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, TypeGuard
+
+from fhircac.clinical.errors import InvalidInput
+from fhircac.clinical.record import (
+    CacScan,
+    CoronaryHistory,
+    DrugClass,
+    Labs,
+    Measurement,
+    MedicationPeriod,
+    PatientRecord,
+    Race,
+    Sex,
+    StatedAge,
+    Vessel,
+)
+from fhircac.clinical.units import Analyte, to_canonical
+from fhircac.fhir import codes
+from fhircac.fhir.inputs import Located, PatientInput
+from fhircac.fhir.issues import Issue
+
+_LAB_FIELDS = {
+    Analyte.TOTAL_CHOLESTEROL: "total_cholesterol",
+    Analyte.HDL: "hdl",
+    Analyte.LDL: "ldl",
+    Analyte.TRIGLYCERIDES: "triglycerides",
+    Analyte.APOB: "apob",
+    Analyte.LPA: "lpa",
+    Analyte.HS_CRP: "hs_crp",
+    Analyte.FASTING_INSULIN: "fasting_insulin",
+    Analyte.HBA1C: "hba1c",
+}
+_LPA_MOLAR_CODE, _LPA_MASS_CODE = "43583-4", "10835-7"
+_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A resource the assessment used: for RiskAssessment.basis and Provenance.entity."""
+
+    type: str
+    id: str | None
+    version: str | None
+    identifier: dict[str, Any] | None
+    location: str
+
+    @classmethod
+    def of(cls, located: Located) -> SourceRef:
+        identifiers = located.resource.get("identifier")
+        identifier = identifiers[0] if isinstance(identifiers, list) and identifiers else None
+        return cls(located.type, located.id, located.version, identifier, located.location)
+
+    def reference(self, versioned: bool = False) -> dict[str, Any]:
+        if self.id:
+            text = f"{self.type}/{self.id}"
+            if versioned and self.version:
+                text += f"/_history/{self.version}"
+            return {"reference": text}
+        if self.identifier:
+            return {"type": self.type, "identifier": self.identifier}
+        return {"type": self.type, "display": f"{self.type} without id ({self.location})"}
+
+
+@dataclass
+class ReadResult:
+    """The record, what was assumed or ignored on the way, and which resources were used."""
+
+    record: PatientRecord | None
+    patient: SourceRef
+    issues: list[Issue] = field(default_factory=list)
+    sources: dict[str, SourceRef] = field(default_factory=dict)  # record source_id → resource
+    current_scan: SourceRef | None = None
+    field_locations: dict[str, str] = field(default_factory=dict)  # core Problem field → location
+
+    def use(self, located: Located) -> str:
+        ref = SourceRef.of(located)
+        self.sources[located.key] = ref
+        return located.key
+
+
+class _Reader:
+    def __init__(self, data: PatientInput, as_of: date) -> None:
+        self.data = data
+        self.as_of = as_of
+        self.result = ReadResult(record=None, patient=SourceRef.of(data.patient))
+
+    # -- issues ------------------------------------------------------------------------------------
+    def error(self, location: str, message: str, code: str = "invalid") -> None:
+        self.result.issues.append(Issue("error", code, location, message))
+
+    def warn(self, location: str, message: str) -> None:
+        self.result.issues.append(Issue("warning", "informational", location, message))
+
+    def note(self, location: str, message: str) -> None:
+        self.result.issues.append(Issue("information", "informational", location, message))
+
+    # -- the whole record --------------------------------------------------------------------------
+    def read(self) -> ReadResult:
+        observations = [o for o in self.data.of_type("Observation") if self._usable_observation(o)]
+        scans = self._scans(observations)
+        if not scans:
+            self.error(
+                self.data.patient.location, "no usable CAC score Observation for this patient", "required"
+            )
+        current_day = max((s.date for s in scans), default=self.as_of)
+        age = self._age(current_day)
+        labs, systolic_bp = self._labs(observations)
+        medications, unknown_medications = self._medications()
+        problems_listed = bool(self.data.of_type("Condition"))
+        diabetes, coronary, symptoms, bleeding = self._conditions(problems_listed)
+        record = PatientRecord(
+            scans=tuple(scans),
+            age=age,
+            sex=self._sex(),
+            race=self._race(),
+            labs=labs,
+            systolic_bp=systolic_bp,
+            medications=tuple(medications),
+            unknown_medications=unknown_medications,
+            diabetes=True if diabetes else (False if problems_listed else None),
+            current_smoker=self._smoking(observations),
+            family_history_premature_chd=self._family_history(observations),
+            coronary_history=tuple(sorted(coronary)),
+            coronary_history_unknown=not coronary and not problems_listed,
+            symptoms=True if symptoms else None,
+            high_bleeding_risk=True if bleeding else (False if problems_listed else None),
+            patient_id=self.data.patient.key,
+        )
+        self.result.record = record
+        return self.result
+
+    def _usable_observation(self, located: Located) -> bool:
+        status = located.resource.get("status")
+        if status not in codes.OBSERVATION_STATUSES:
+            self.error(located.at("status"), f"{status!r} is not an Observation status", "code-invalid")
+            return False
+        if status not in codes.CAC_USABLE_STATUSES:
+            if _codings_match(located.resource.get("code"), codes.CAC_CODES) or _loinc(located) is not None:
+                self.note(
+                    located.location, f"ignored: status {status} (only final, amended, corrected are used)"
+                )
+            return False
+        return True
+
+    # -- patient -----------------------------------------------------------------------------------
+    def _age(self, scan_day: date) -> StatedAge | None:
+        patient = self.data.patient
+        text = patient.resource.get("birthDate")
+        if not text:
+            return None
+        match = _DATE.match(str(text))
+        if match is None:  # validated already; defensive
+            return None
+        year, month, day = (int(g) if g else None for g in match.groups())
+        assert year is not None
+        if month is None or day is None:
+            # A partial birth date: the middle of the period it names, said out loud.
+            month, day = month or 7, 1 if month is None else 15
+            self.warn(
+                patient.at("birthDate"),
+                f"birthDate {text!r} is partial; age taken from {year}-{month:02d}-{day:02d} "
+                "and may be off by a year",
+            )
+        self.result.field_locations["age"] = patient.at("birthDate")
+        return StatedAge.from_birth_date(date(year, month, day), scan_day)
+
+    def _sex(self) -> Sex | None:
+        gender = self.data.patient.resource.get("gender")
+        if gender in ("female", "male"):
+            return Sex(gender)
+        if gender is not None:
+            self.warn(
+                self.data.patient.at("gender"),
+                f"gender {gender!r}: the percentile and risk equations are sex-specific, so they are "
+                "not computed",
+            )
+        return None
+
+    def _race(self) -> Race | None:
+        """US Core race/ethnicity → MESA's groups. Hispanic ethnicity → hispanic; otherwise one race:
+        White → white, Black → black, the detailed race Chinese → chinese; anything else → other."""
+        patient = self.data.patient
+        race_codes = _us_core_codes(patient.resource, codes.US_CORE_RACE)
+        ethnicity_codes = _us_core_codes(patient.resource, codes.US_CORE_ETHNICITY)
+        if codes.HISPANIC in ethnicity_codes:
+            return Race.HISPANIC
+        known = race_codes - {"UNK", "ASKU"}
+        if not known:
+            return None
+        if codes.CHINESE in known and known <= {codes.CHINESE, codes.ASIAN}:
+            race = Race.CHINESE
+        elif known == {codes.WHITE}:
+            race = Race.WHITE
+        elif known == {codes.BLACK}:
+            race = Race.BLACK
+        else:
+            return Race.OTHER
+        if not ethnicity_codes - {"UNK", "ASKU"}:
+            self.note(
+                patient.at("extension"),
+                f"ethnicity not recorded: race read as non-Hispanic {race.value} (MESA's group)",
+            )
+        return race
+
+    # -- CAC scans ---------------------------------------------------------------------------------
+    def _scans(self, observations: list[Located]) -> list[CacScan]:
+        scans: dict[date, tuple[CacScan, Located]] = {}
+        for located in observations:
+            if not _codings_match(located.resource.get("code"), codes.CAC_CODES):
+                continue
+            scan = self._scan(located)
+            if scan is None:
+                continue
+            if scan.date > self.as_of:
+                self.note(
+                    located.location, f"ignored: dated {scan.date} after the assessment date {self.as_of}"
+                )
+                continue
+            earlier = scans.get(scan.date)
+            if earlier is not None:
+                if earlier[0].agatston == scan.agatston:
+                    self.note(
+                        located.location, f"same scan as {earlier[1].key} (same date and score): read once"
+                    )
+                    continue
+                self.error(
+                    located.location,
+                    f"two different CAC scores on {scan.date}: {scan.agatston:g} here and "
+                    f"{earlier[0].agatston:g} in {earlier[1].key}",
+                    "business-rule",
+                )
+                continue
+            scans[scan.date] = (scan, located)
+        ordered = sorted(scans.values(), key=lambda pair: pair[0].date)
+        for index, (_scan, located) in enumerate(ordered):
+            name = "cac" if index == len(ordered) - 1 else f"scans[{index}]"
+            self.result.field_locations[name] = located.location
+            self.result.use(located)
+        if ordered:
+            self.result.current_scan = SourceRef.of(ordered[-1][1])
+        return [scan for scan, _ in ordered]
+
+    def _scan(self, located: Located) -> CacScan | None:
+        resource = located.resource
+        day = self._effective_date(located, required=True)
+        agatston = self._score(located, resource, "")
+        if day is None or agatston is None:
+            return None
+        vessels: dict[Vessel, float] = {}
+        percentile = None
+        for index, component in enumerate(resource.get("component") or []):
+            path = f"component[{index}]"
+            code = _fhircac_code(component.get("code"))
+            if code in codes.VESSEL_COMPONENTS:
+                value = self._score(located, component, path)
+                if value is not None:
+                    vessels[codes.VESSEL_COMPONENTS[code]] = value
+            elif code == codes.CAC_PERCENTILE:
+                percentile = self._number(located, component, path, "percentile")
+        return CacScan(
+            agatston=agatston,
+            date=day,
+            vessel_scores=self._complete_vessels(located, agatston, vessels),
+            reported_percentile=percentile,
+            source_id=located.key,
+        )
+
+    def _complete_vessels(
+        self, located: Located, total: float, vessels: dict[Vessel, float]
+    ) -> dict[Vessel, float] | None:
+        """Per-vessel scores need all four arteries; missing ones are 0 only when the rest add up."""
+        if not vessels or len(vessels) == len(Vessel):
+            return vessels or None
+        given = sum(vessels.values())
+        if math.isclose(given, total, rel_tol=0.01, abs_tol=1.0):
+            return {vessel: vessels.get(vessel, 0.0) for vessel in Vessel}
+        self.warn(
+            located.at("component"),
+            f"per-vessel scores for {len(vessels)} of 4 arteries that do not add up to the total: "
+            "the CAC-DRS vessel count is not given",
+        )
+        return None
+
+    def _score(self, located: Located, element: dict[str, Any], path: str) -> float | None:
+        prefix = f"{path}." if path else ""
+        if "valueQuantity" in element:
+            quantity = element["valueQuantity"]
+            value = quantity.get("value")
+            if not _is_number(value):
+                self.error(
+                    located.at(f"{prefix}valueQuantity.value"), "the CAC score is not a number", "value"
+                )
+                return None
+            code, unit = quantity.get("code"), quantity.get("unit")
+            if code is not None and code not in codes.AGATSTON_UNITS:
+                accepted = ", ".join(sorted(codes.AGATSTON_UNITS))
+                self.error(
+                    located.at(f"{prefix}valueQuantity.code"),
+                    f"unit {code!r} is not an Agatston score unit; accepted UCUM codes: {accepted}",
+                    "code-invalid",
+                )
+                return None
+            if (
+                code is None
+                and unit is not None
+                and str(unit).strip().lower() not in codes.AGATSTON_UNIT_TEXT
+            ):
+                self.error(
+                    located.at(f"{prefix}valueQuantity.unit"),
+                    f"unit {unit!r} is not an Agatston score unit",
+                    "code-invalid",
+                )
+                return None
+            return float(value)
+        if "valueInteger" in element:
+            return float(element["valueInteger"])
+        kinds = [key for key in element if key.startswith("value")]
+        if kinds:
+            self.error(
+                located.at(f"{prefix}{kinds[0]}"), f"the CAC score must be a number, not {kinds[0]}", "value"
+            )
+        elif not path:
+            self.warn(located.location, "ignored: the CAC Observation has no value")
+        return None
+
+    def _number(self, located: Located, element: dict[str, Any], path: str, what: str) -> float | None:
+        value = (element.get("valueQuantity") or {}).get("value", element.get("valueDecimal"))
+        if value is None and "valueInteger" in element:
+            value = element["valueInteger"]
+        if not _is_number(value):
+            self.error(located.at(path), f"the {what} is not a number", "value")
+            return None
+        return float(value)
+
+    def _effective_date(self, located: Located, required: bool = False) -> date | None:
+        resource = located.resource
+        text = resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get("start")
+        text = text or resource.get("effectiveInstant")
+        if not text:
+            if required:
+                self.error(
+                    located.at("effective[x]"),
+                    "no effective date: the scan cannot be placed in time",
+                    "required",
+                )
+            return None
+        day = _full_date(str(text))
+        if day is None:
+            self.error(
+                located.at("effective[x]"), f"{text!r} is not a full date (YYYY-MM-DD needed)", "value"
+            )
+        return day
+
+    # -- labs and vitals ---------------------------------------------------------------------------
+    def _labs(self, observations: list[Located]) -> tuple[Labs, Measurement | None]:
+        latest: dict[Analyte, tuple[Measurement, Located]] = {}
+        for located in observations:
+            for analyte, value, unit, path, code in self._lab_values(located):
+                day = self._effective_date(located)
+                if day is None:
+                    self.warn(located.location, f"ignored: {analyte.value} without a date")
+                    continue
+                if day > self.as_of:
+                    self.note(
+                        located.location, f"ignored: dated {day} after the assessment date {self.as_of}"
+                    )
+                    continue
+                measurement = self._measurement(located, analyte, value, unit, path, code, day)
+                if measurement is None:
+                    continue
+                if code in codes.LAB_CODES_WITH_NOTE:
+                    self.note(located.at("code"), codes.LAB_CODES_WITH_NOTE[code])
+                current = latest.get(analyte)
+                if current is None or (current[0].date or date.min) < day:
+                    latest[analyte] = (measurement, located)
+        values: dict[str, Measurement] = {}
+        for analyte, (measurement, located) in latest.items():
+            name = "systolic_bp" if analyte is Analyte.SYSTOLIC_BP else _LAB_FIELDS[analyte]
+            values[name] = measurement
+            self.result.use(located)
+            self.result.field_locations[name] = located.location
+        systolic = values.pop("systolic_bp", None)
+        return Labs(**values), systolic
+
+    def _lab_values(self, located: Located) -> Iterator[tuple[Analyte, Any, str | None, str, str]]:
+        resource = located.resource
+        code = _loinc(located)
+        if code in codes.LAB_CODES:
+            yield codes.LAB_CODES[code], *self._quantity(located, resource, ""), code
+        elif code in codes.BLOOD_PRESSURE_PANELS:
+            for index, component in enumerate(resource.get("component") or []):
+                if _code_in(component.get("code"), codes.LOINC, {"8480-6"}):
+                    path = f"component[{index}]"
+                    yield Analyte.SYSTOLIC_BP, *self._quantity(located, component, path), "8480-6"
+
+    def _quantity(self, located: Located, element: dict[str, Any], path: str) -> tuple[Any, str | None, str]:
+        prefix = f"{path}." if path else ""
+        quantity = element.get("valueQuantity")
+        if quantity is None:
+            return None, None, f"{prefix}value[x]"
+        unit = quantity.get("code") if quantity.get("system") in (codes.UCUM, None) else None
+        if quantity.get("comparator"):
+            self.note(
+                located.at(f"{prefix}valueQuantity"),
+                f"value given as {quantity['comparator']}{quantity.get('value')}: "
+                f"read as {quantity.get('value')}",
+            )
+        return quantity.get("value"), unit or quantity.get("unit"), f"{prefix}valueQuantity"
+
+    def _measurement(
+        self,
+        located: Located,
+        analyte: Analyte,
+        value: Any,
+        unit: str | None,
+        path: str,
+        code: str,
+        day: date,
+    ) -> Measurement | None:
+        if value is None:
+            if path.endswith("value[x]") and any(k.startswith("value") for k in located.resource):
+                self.error(located.at(path), f"{analyte.value} must be a Quantity with a unit", "value")
+            else:
+                self.warn(located.location, f"ignored: {analyte.value} without a value")
+            return None
+        if not _is_number(value):
+            self.error(located.at(f"{path}.value"), f"{analyte.value} is not a number", "value")
+            return None
+        if unit is None:
+            self.error(
+                located.at(path), f"{analyte.value} has no unit; the unit is never guessed", "required"
+            )
+            return None
+        if analyte is Analyte.LPA and (code == _LPA_MOLAR_CODE) != (unit.strip().lower() == "nmol/l"):
+            kind = "molar (nmol/L)" if code == _LPA_MOLAR_CODE else "mass"
+            self.error(located.at(path), f"LOINC {code} is Lp(a) {kind} but the unit is {unit!r}", "value")
+            return None
+        try:
+            converted, canonical = to_canonical(analyte, float(value), unit, analyte.value)
+        except InvalidInput as error:
+            for problem in error.problems:
+                self.error(located.at(path), problem.message, "value")
+            return None
+        return Measurement(converted, canonical, day, located.key)
+
+    def _smoking(self, observations: list[Located]) -> bool | None:
+        latest: tuple[date, bool | None, Located] | None = None
+        for located in observations:
+            if _loinc(located) != codes.SMOKING_STATUS:
+                continue
+            day = self._effective_date(located) or date.min
+            if day > self.as_of:
+                continue
+            answer = _codes_of(located.resource.get("valueCodeableConcept"), codes.SNOMED)
+            smoker: bool | None = None
+            if answer & codes.CURRENT_SMOKER:
+                smoker = True
+            elif answer & codes.NOT_CURRENT_SMOKER:
+                smoker = False
+            else:
+                self.warn(
+                    located.at("valueCodeableConcept"), "smoking status not recognised: read as unknown"
+                )
+            if latest is None or latest[0] <= day:
+                latest = (day, smoker, located)
+        if latest is None:
+            return None
+        self.result.use(latest[2])
+        return latest[1]
+
+    def _family_history(self, observations: list[Located]) -> bool | None:
+        stated: bool | None = None
+        for located in observations:
+            if _fhircac_code(located.resource.get("code")) == codes.FAMILY_HISTORY_PREMATURE_CHD:
+                value = located.resource.get("valueBoolean")
+                if not isinstance(value, bool):
+                    self.error(located.at("value[x]"), "family history must be valueBoolean", "value")
+                    continue
+                stated = value if stated is None else (stated or value)
+                self.result.use(located)
+        histories = [
+            h
+            for h in self.data.of_type("FamilyMemberHistory")
+            if h.resource.get("status") != "entered-in-error"
+        ]
+        undetermined = False
+        for located in histories:
+            verdict = self._premature_chd(located)
+            if verdict:
+                self.result.use(located)
+                return True
+            undetermined = undetermined or verdict is None
+        if stated is not None:
+            return stated
+        if histories and not undetermined:
+            return False
+        return None
+
+    def _premature_chd(self, located: Located) -> bool | None:
+        """True: a first-degree relative had CHD before 55 (male) / 65 (female); None: cannot tell."""
+        resource = located.resource
+        relationship = _codes_of(resource.get("relationship"), codes.V3_ROLE_CODE)
+        sex = _codes_of(resource.get("sex"), "http://hl7.org/fhir/administrative-gender")
+        if relationship & codes.FIRST_DEGREE_MALE or "male" in sex:
+            limit = codes.PREMATURE_ONSET_MALE
+        elif relationship & codes.FIRST_DEGREE_FEMALE or "female" in sex:
+            limit = codes.PREMATURE_ONSET_FEMALE
+        else:
+            limit = None
+        first_degree = bool(
+            relationship & (codes.FIRST_DEGREE_MALE | codes.FIRST_DEGREE_FEMALE | codes.FIRST_DEGREE_ANY)
+        )
+        for index, condition in enumerate(resource.get("condition") or []):
+            concept = condition.get("code")
+            if not (
+                _codes_of(concept, codes.SNOMED) & codes.FAMILY_CHD_SNOMED
+                or _icd10_match(concept, codes.FAMILY_CHD_ICD10)
+            ):
+                continue
+            if not first_degree:
+                continue
+            onset = (condition.get("onsetAge") or {}).get("value")
+            if onset is None or limit is None:
+                self.note(
+                    located.at(f"condition[{index}]"),
+                    "coronary disease in a first-degree relative, but the age at onset or the relative's "
+                    "sex is not given: cannot tell whether it was premature",
+                )
+                return None
+            if float(onset) < limit:
+                return True
+        return False
+
+    # -- medications -------------------------------------------------------------------------------
+    def _medications(self) -> tuple[list[MedicationPeriod], frozenset[DrugClass]]:
+        statements = self.data.of_type("MedicationStatement") + self.data.of_type("MedicationRequest")
+        if not statements:
+            self.note(
+                self.data.patient.location,
+                "no medication list: statin, other lipid-lowering, blood-pressure and aspirin use unknown",
+            )
+            return [], frozenset(DrugClass)
+        periods: list[MedicationPeriod] = []
+        unknown: set[DrugClass] = set()
+        for located in statements:
+            classes, name = self._drug_classes(located)
+            if not classes:
+                continue
+            status = located.resource.get("status")
+            if status == "unknown":
+                unknown |= classes
+                continue
+            period = self._period(located, status)
+            if period is None:
+                continue
+            start, end = period
+            for drug_class in sorted(classes):
+                periods.append(MedicationPeriod(drug_class, start, end, name, located.key))
+            self.result.use(located)
+        return periods, frozenset(unknown)
+
+    def _period(self, located: Located, status: Any) -> tuple[date | None, date | None] | None:
+        resource = located.resource
+        if located.type == "MedicationRequest":
+            if resource.get("intent") in ("proposal",) or status in (
+                "draft",
+                "cancelled",
+                "entered-in-error",
+            ):
+                return None
+            validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
+            start = _full_date(str(resource.get("authoredOn") or validity.get("start") or ""))
+            end = _full_date(str(validity.get("end") or "")) if status in ("completed", "stopped") else None
+        else:
+            if status in ("not-taken", "entered-in-error", "intended"):
+                return None
+            effective = resource.get("effectivePeriod") or {}
+            start = _full_date(str(effective.get("start") or resource.get("effectiveDateTime") or ""))
+            end = _full_date(str(effective.get("end") or ""))
+        if status in ("completed", "stopped", "on-hold") and end is None:
+            asserted = _full_date(str(resource.get("dateAsserted") or ""))
+            end = asserted or start
+            if end is None:
+                self.warn(
+                    located.location, f"ignored: {status} with no dates, so when it was taken is unknown"
+                )
+                return None
+            self.note(located.location, f"{status} without an end date: taken as ending {end}")
+        return start, end
+
+    def _drug_classes(self, located: Located) -> tuple[set[DrugClass], str | None]:
+        concepts = []
+        resource = located.resource
+        if "medicationCodeableConcept" in resource:
+            concepts.append(resource["medicationCodeableConcept"])
+        reference = (resource.get("medicationReference") or {}).get("reference")
+        medication = self.data.medications.get(reference) if reference else None
+        if medication is not None:
+            concepts.append(medication.resource.get("code"))
+            concepts += [i.get("itemCodeableConcept") for i in medication.resource.get("ingredient") or []]
+        return classify_medication(c for c in concepts if c)
+
+    # -- conditions and procedures -----------------------------------------------------------------
+    def _conditions(self, problems_listed: bool) -> tuple[bool, set[CoronaryHistory], bool, bool]:
+        diabetes = symptoms = bleeding = False
+        coronary: set[CoronaryHistory] = set()
+        for located in self.data.of_type("Condition"):
+            resource = located.resource
+            verification = _codes_of(resource.get("verificationStatus"), None)
+            if verification & {"refuted", "entered-in-error"}:
+                continue
+            concept = resource.get("code")
+            active = not (
+                _codes_of(resource.get("clinicalStatus"), None) & {"inactive", "resolved", "remission"}
+            )
+            history = coronary_history(concept)
+            if history is not None:  # a past MI or stent stays history, whatever its clinical status
+                coronary.add(history)
+                self.result.use(located)
+            elif active and (
+                _codes_of(concept, codes.SNOMED) & codes.DIABETES_SNOMED
+                or _icd10_match(concept, codes.DIABETES_ICD10)
+            ):
+                diabetes = True
+                self.result.use(located)
+            elif active and (
+                _codes_of(concept, codes.SNOMED) & codes.SYMPTOM_SNOMED
+                or _icd10_match(concept, codes.SYMPTOM_ICD10)
+            ):
+                symptoms = True
+                self.result.use(located)
+            elif active and (
+                _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
+                or _icd10_match(concept, codes.BLEEDING_ICD10)
+            ):
+                bleeding = True
+                self.result.use(located)
+        for located in self.data.of_type("Procedure"):
+            if located.resource.get("status") in ("completed", "in-progress"):
+                history = coronary_history(located.resource.get("code"))
+                if history is not None:
+                    coronary.add(history)
+                    self.result.use(located)
+        if not problems_listed:
+            self.note(
+                self.data.patient.location,
+                "no problem list (no Condition): diabetes, known coronary disease and bleeding risk unknown",
+            )
+        return diabetes, coronary, symptoms, bleeding
+
+
+def read_patient(data: PatientInput, as_of: date) -> ReadResult:
+    """Map one patient's resources; problems and assumptions are in ``ReadResult.issues``."""
+    return _Reader(data, as_of).read()
+
+
+def locate_problems(result: ReadResult, error: InvalidInput) -> list[Issue]:
+    """The core's ``InvalidInput`` problems, placed at the resource they came from."""
+    issues = []
+    for problem in error.problems:
+        head = problem.field.split(".")[0]
+        location = result.field_locations.get(head) or result.patient.location
+        issues.append(Issue("error", "value", location, f"{problem.field}: {problem.message}"))
+    return issues
+
+
+# -- coded values ----------------------------------------------------------------------------------
+def _codings(concept: Any) -> list[dict[str, Any]]:
+    if not isinstance(concept, dict):
+        return []
+    return [c for c in concept.get("coding") or [] if isinstance(c, dict)]
+
+
+def _codes_of(concept: Any, system: str | None) -> set[str]:
+    return {str(c.get("code")) for c in _codings(concept) if system is None or c.get("system") == system}
+
+
+def _code_in(concept: Any, system: str, wanted: Iterable[str]) -> bool:
+    return bool(_codes_of(concept, system) & set(wanted))
+
+
+def _codings_match(concept: Any, wanted: frozenset[tuple[str, str]]) -> bool:
+    return any((c.get("system"), c.get("code")) in wanted for c in _codings(concept))
+
+
+def _fhircac_code(concept: Any) -> str | None:
+    found = _codes_of(concept, codes.FHIRCAC)
+    return next(iter(found)) if found else None
+
+
+def _loinc(located: Located) -> str | None:
+    found = _codes_of(located.resource.get("code"), codes.LOINC)
+    interesting = found & (set(codes.LAB_CODES) | codes.BLOOD_PRESSURE_PANELS | {codes.SMOKING_STATUS})
+    return next(iter(sorted(interesting)), None)
+
+
+def _icd10_match(concept: Any, prefixes: Iterable[str]) -> bool:
+    return any(
+        str(c.get("code", "")).upper().startswith(tuple(prefixes))
+        for c in _codings(concept)
+        if c.get("system") in codes.ICD10_SYSTEMS
+    )
+
+
+def coronary_history(concept: Any) -> CoronaryHistory | None:
+    for code in sorted(_codes_of(concept, codes.SNOMED)):
+        if code in codes.CORONARY_SNOMED:
+            return codes.CORONARY_SNOMED[code]
+    best: tuple[int, CoronaryHistory] | None = None
+    for coding in _codings(concept):
+        if coding.get("system") not in codes.ICD10_SYSTEMS:
+            continue
+        code = str(coding.get("code", "")).upper()
+        for prefix, history in codes.CORONARY_ICD10.items():
+            if code.startswith(prefix) and (best is None or len(prefix) > best[0]):
+                best = (len(prefix), history)
+    return best[1] if best else None
+
+
+_WORD = re.compile(r"[a-z]+")
+
+
+def classify_medication(concepts: Iterable[dict[str, Any]]) -> tuple[set[DrugClass], str | None]:
+    """Drug classes of a medication: RxNorm ingredient, then ATC (longest prefix), then names."""
+    classes: set[DrugClass] = set()
+    name: str | None = None
+    texts: list[str] = []
+    for concept in concepts:
+        texts.append(str(concept.get("text") or ""))
+        for coding in _codings(concept):
+            system, code = coding.get("system"), str(coding.get("code", ""))
+            texts.append(str(coding.get("display") or ""))
+            if system == codes.RXNORM and code in codes.RXNORM_INGREDIENTS:
+                drug_class, name = codes.RXNORM_INGREDIENTS[code]
+                classes.add(drug_class)
+            elif system == codes.ATC:
+                prefixes = [p for p in codes.ATC_PREFIXES if code.upper().startswith(p)]
+                if prefixes:
+                    classes.update(codes.ATC_PREFIXES[max(prefixes, key=len)])
+                    name = name or coding.get("display") or code
+    if not classes:
+        for text in texts:
+            for word in _WORD.findall(text.lower()):
+                if word in codes.DRUG_NAMES:
+                    classes.add(codes.DRUG_NAMES[word])
+                    name = name or word
+    return classes, name
+
+
+def _us_core_codes(patient: dict[str, Any], url: str) -> set[str]:
+    found: set[str] = set()
+    for extension in patient.get("extension") or []:
+        if extension.get("url") != url:
+            continue
+        for part in extension.get("extension") or []:
+            if part.get("url") in ("ombCategory", "detailed"):
+                coding = part.get("valueCoding") or {}
+                if coding.get("code"):
+                    found.add(str(coding["code"]))
+    return found
+
+
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _full_date(text: str) -> date | None:
+    match = _DATE.match(text)
+    if match is None or None in match.groups():
+        return None
+    try:
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return None
