@@ -35,6 +35,7 @@ CANONICAL = "https://fhircac.org/fhir"
 FHIRCAC = f"{CANONICAL}/CodeSystem/fhircac"  # concepts: cac-total, vessels, predictions, activities
 RULE = f"{CANONICAL}/CodeSystem/fhircac-rule"  # statement ids of the clinical core
 POLICY = f"{CANONICAL}/CodeSystem/fhircac-policy"
+NOTE_AUDIENCE = f"{CANONICAL}/CodeSystem/note-audience"  # patient | clinician
 ASSESSMENT_ID = f"{CANONICAL}/sid/assessment"  # identifier system of produced resources
 PROVENANCE_TAG = f"{CANONICAL}/sid/provenance"  # meta.tag system (R4 Provenance has no identifier)
 DEVICE_ID = f"{CANONICAL}/sid/software"
@@ -52,7 +53,7 @@ PROFILE_CAC_OBSERVATION = structure_definition("cac-observation")
 PROFILE_CAC_RISK_ASSESSMENT = structure_definition("cac-riskassessment")
 PROFILE_CAC_CARE_PLAN = structure_definition("cac-careplan")
 PROFILE_CAC_PROVENANCE = structure_definition("cac-provenance")
-EXT_POLICY = structure_definition("policy")  # valueCoding (system POLICY, code, version)
+EXT_POLICY = structure_definition("policy")  # complex: policy (Coding of POLICY), version (string)
 EXT_SCORE_BAND = structure_definition("cac-score-band")  # valueCoding (system FHIRCAC, cac-band-*)
 EXT_CAC_DRS = structure_definition("cac-drs")  # valueString, e.g. "A2/N2"
 EXT_PERCENTILE = structure_definition("cac-percentile")  # complex: value, estimated, reference
@@ -111,6 +112,12 @@ LAB_CODES: dict[str, Analyte] = {
     "4548-4": Analyte.HBA1C,
     "59261-8": Analyte.HBA1C,
     "8480-6": Analyte.SYSTOLIC_BP,
+    # Moles/volume variants that SI laboratories send (service choice: not in REFERENCE §12).
+    "14647-2": Analyte.TOTAL_CHOLESTEROL,
+    "14646-4": Analyte.HDL,
+    "22748-8": Analyte.LDL,
+    "39469-2": Analyte.LDL,
+    "14927-8": Analyte.TRIGLYCERIDES,
 }
 LAB_CODES_WITH_NOTE = {
     "1988-5": "a standard CRP assay was read as hs-CRP",

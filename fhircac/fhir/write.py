@@ -123,14 +123,13 @@ def _subject(patient: SourceRef) -> dict[str, Any]:
 
 def _policy_extension(assessment: Assessment) -> dict[str, Any]:
     policy = assessment.policy
+    coding = {"system": codes.POLICY, "code": policy.id.value, "display": policy.title}
     return {
         "url": codes.EXT_POLICY,
-        "valueCoding": {
-            "system": codes.POLICY,
-            "code": policy.id.value,
-            "version": policy.version,
-            "display": policy.title,
-        },
+        "extension": [
+            {"url": "policy", "valueCoding": coding},
+            {"url": "version", "valueString": policy.version},
+        ],
     }
 
 
