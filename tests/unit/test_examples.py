@@ -28,7 +28,9 @@ CASES = sorted(p.stem for p in EXAMPLES.glob("[0-9][0-9]-*.json"))
 @cache
 def evaluation(case: str, policy: str = "acc-aha-2018") -> Evaluation:
     document = json.loads((EXAMPLES / f"{case}.json").read_text(encoding="utf-8"))
-    evaluations, issues = evaluate([(f"examples/{case}.json", document)], get_policy(policy), AS_OF, datetime.now(UTC))
+    evaluations, issues = evaluate(
+        [(f"examples/{case}.json", document)], get_policy(policy), AS_OF, datetime.now(UTC)
+    )
     assert [str(i) for i in issues if i.is_error] == []
     (only,) = evaluations
     return only
