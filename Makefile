@@ -33,6 +33,7 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/calc_batch.py
+	$(BIN)/python bench/evaluate.py
 
 # Re-fit the percentile model (needs the shared reference file and the `fit` extra).
 fit: $(STAMP)
