@@ -117,9 +117,8 @@ def main() -> int:
     )
     for name, seconds in stages:
         per_patient = seconds / n * 1000
-        print(
-            f"  {name:36s} {per_patient:7.3f} ms/patient  {seconds / t_parse:6.1f}x parse  {seconds / total:5.1%}"
-        )
+        ratio, share = seconds / t_parse, seconds / total
+        print(f"  {name:36s} {per_patient:7.3f} ms/patient  {ratio:6.1f}x parse  {share:5.1%}")
     mapping = t_read + t_build_only + t_group_only
     parsing_validation = t_parse + t_validate + t_out_validate
     print(f"  {'total':36s} {total / n * 1000:7.3f} ms/patient  {total / t_parse:6.1f}x parse")
