@@ -147,3 +147,14 @@ def test_11_missing_race_and_labs_degrade_and_say_so() -> None:
     for name in ("race", "total_cholesterol", "hdl", "known_cad"):
         assert name in missing
     assert any("no medication list" in note for note in s["input_notes"])
+
+
+def test_examples_are_what_the_generator_writes() -> None:
+    import subprocess
+    import sys
+
+    script = EXAMPLES.parent / "tools" / "make_examples.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

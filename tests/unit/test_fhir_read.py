@@ -432,3 +432,12 @@ def test_sources_are_every_resource_used() -> None:
         fb.medication_statement(),
     )
     assert set(result.sources) == {"Observation/scan1", "Observation/tc", "MedicationStatement/med1"}
+
+
+def test_moles_per_volume_lipid_codes_are_read() -> None:
+    result = read(
+        fb.patient(), fb.cac(), fb.lab("14647-2", 5.0, "mmol/L", id="tc"), fb.lab("14646-4", 1.3, "mmol/L")
+    )
+    labs = result.record.labs  # type: ignore[union-attr]
+    assert labs.total_cholesterol.value == pytest.approx(193.3, abs=0.1)  # type: ignore[union-attr]
+    assert labs.hdl.value == pytest.approx(50.3, abs=0.1)  # type: ignore[union-attr]
