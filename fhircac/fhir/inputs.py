@@ -128,8 +128,11 @@ def _check_resource(resource: Any, location: str, issues: list[Issue]) -> bool:
     return not found
 
 
-def collect(document: Any, origin: str, issues: list[Issue]) -> list[Located]:
-    """The readable resources of one input document (a Bundle or a single resource)."""
+def collect(
+    document: Any, origin: str, issues: list[Issue], unread: list[Located] | None = None
+) -> list[Located]:
+    """The readable resources of one input document (a Bundle or a single resource); resources of
+    other types go to ``unread`` (they may still be the target of a reference)."""
     valid = _check_resource(document, f"{origin}: {_type_name(document)}", issues)
     if not _is_bundle(document):
         if not valid:
@@ -173,6 +176,8 @@ def collect(document: Any, origin: str, issues: list[Issue]) -> list[Located]:
         located = Located(resource, f"{origin}: Bundle.entry[{index}].resource", full_url)
         if located.type not in READABLE_TYPES:
             ignored[located.type] = ignored.get(located.type, 0) + 1
+            if unread is not None:
+                unread.append(located)
             continue
         # A Bundle with errors is re-checked entry by entry so that only sound resources are read
         # further (their problems are already reported, at their element).
@@ -225,8 +230,9 @@ def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInpu
     """Every readable resource of every document, grouped by the Patient it points at."""
     issues: list[Issue] = []
     everything: list[Located] = []
+    unread: list[Located] = []
     for origin, document in documents:
-        collected = collect(document, origin, issues)
+        collected = collect(document, origin, issues, unread)
         if _is_bundle(document) and document.get("type") == "transaction":
             patients = [r for r in collected if r.type == "Patient"]
             if len(patients) > 1:
@@ -242,7 +248,7 @@ def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInpu
                 )
                 continue
         everything.extend(collected)
-    index = _Index(everything)
+    index = _Index(everything + unread)
     groups: dict[str, PatientInput] = {}
     for located in everything:
         if located.type == "Patient":
