@@ -179,7 +179,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             documents.append(("stdin" if name == "-" else name, document))
     if has_errors(issues):
         return _refuse(issues)
-    evaluations, issues = evaluate(documents, policy, as_of, datetime.now(UTC))
+    writing = args.format == "bundle"
+    evaluations, issues = evaluate(documents, policy, as_of, datetime.now(UTC), writing=writing)
     if has_errors(issues):
         return _refuse(issues)
     lines = [
@@ -188,7 +189,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     ]
     text = "".join(line + "\n" for line in lines)
     if args.output:
-        _write_atomically(args.output, text)
+        try:
+            _write_atomically(args.output, text)
+        except OSError as error:
+            return _refuse(
+                [Issue("fatal", "exception", "--output", f"cannot write {args.output}: {error.strerror}")]
+            )
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -197,8 +203,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _refuse(issues: list[Any]) -> int:
     from fhircac.fhir.issues import operation_outcome
 
-    errors = [issue for issue in issues if issue.is_error]
-    json.dump(operation_outcome(errors), sys.stderr, indent=2, ensure_ascii=False)
+    # Errors first; the notes after them often say why (e.g. the only CAC Observation was preliminary).
+    ordered = [i for i in issues if i.is_error] + [i for i in issues if not i.is_error]
+    json.dump(operation_outcome(ordered), sys.stderr, indent=2, ensure_ascii=False)
     sys.stderr.write("\n")
     return EXIT_BAD_INPUT
 

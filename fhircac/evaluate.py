@@ -33,9 +33,27 @@ class Evaluation:
         return {**to_summary(self.assessment), "input_notes": read_notes(self.read.issues)}
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        duplicate = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(f"the key {duplicate!r} appears twice in one object")
+    return result
+
+
 def parse_json(text: str | bytes, origin: str) -> tuple[Any, list[Issue]]:
+    """JSON as FHIR needs it: well formed, UTF-8, no duplicate keys (which value would be meant?)."""
     try:
-        return json.loads(text), []
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys), []
+    except _DuplicateKey as error:
+        return None, [Issue("fatal", "structure", origin, f"not valid FHIR JSON: {error}")]
+    except RecursionError:
+        return None, [Issue("fatal", "structure", origin, "not usable JSON: nested too deeply")]
     except json.JSONDecodeError as error:
         where = f"{origin}: line {error.lineno} column {error.colno}"
         return None, [Issue("fatal", "structure", where, f"not JSON: {error.msg}")]
@@ -44,16 +62,28 @@ def parse_json(text: str | bytes, origin: str) -> tuple[Any, list[Issue]]:
 
 
 def evaluate(
-    documents: list[tuple[str, Any]], policy: Policy, as_of: date, recorded: datetime
+    documents: list[tuple[str, Any]], policy: Policy, as_of: date, recorded: datetime, *, writing: bool = True
 ) -> tuple[list[Evaluation], list[Issue]]:
-    """Every patient in ``documents``; the evaluations are empty when any issue is an error."""
+    """Every patient in ``documents``; the evaluations are empty when any issue is an error.
+
+    ``writing``: the resources will go to a FHIR server, so every patient must be referable.
+    """
     groups, issues = group_by_patient(documents)
+    document_notes = [i for i in issues if not i.is_error]
     if not groups and not has_errors(issues):
         issues.append(Issue("error", "required", "(input)", "no Patient found in the input"))
     evaluations = []
     for group in groups:
         read = read_patient(group, as_of)
+        origin = group.patient.location.split(": ", 1)[0]
+        read.issues += [note for note in document_notes if note.location.split(": ", 1)[0] == origin]
         issues += read.issues
+        if writing and not group.patient.id and not read.patient.identifier:
+            message = (
+                "the Patient has neither an id nor an identifier, so written resources could not name it"
+            )
+            issues.append(Issue("error", "required", group.patient.location, message))
+            continue
         if has_errors(read.issues) or read.record is None:
             continue
         try:
@@ -64,4 +94,4 @@ def evaluate(
         evaluations.append(Evaluation(read, assessment, produce(assessment, read, recorded=recorded)))
     if has_errors(issues):
         return [], issues
-    return evaluations, issues
+    return evaluations, [i for i in issues if i not in document_notes]

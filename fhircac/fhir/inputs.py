@@ -8,6 +8,7 @@ tells which resource belongs to whom when such a bundle is replayed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -108,6 +109,16 @@ def validate_resource(resource: dict[str, Any], location: str) -> list[Issue]:
     return []
 
 
+def _nulls(node: Any, path: str) -> Iterator[str]:
+    """JSON nulls: FHIR JSON never has them (an absent element is left out), so they are errors."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from ([f"{path}.{key}"] if value is None else _nulls(value, f"{path}.{key}"))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from ([f"{path}[{index}]"] if value is None else _nulls(value, f"{path}[{index}]"))
+
+
 def _check_resource(resource: Any, location: str, issues: list[Issue]) -> bool:
     if not isinstance(resource, dict):
         issues.append(Issue("error", "structure", location, "not a JSON object, so not a FHIR resource"))
@@ -122,6 +133,13 @@ def _check_resource(resource: Any, location: str, issues: list[Issue]) -> bool:
         issues.append(
             Issue("error", "not-supported", location, f"{resource_type!r} is not a FHIR resource type")
         )
+        return False
+    nulls = [
+        Issue("error", "structure", where, "null is not allowed in FHIR JSON")
+        for where in _nulls(resource, location)
+    ]
+    if nulls:
+        issues.extend(nulls)
         return False
     found = validate_resource(resource, location)
     issues.extend(found)
@@ -181,7 +199,7 @@ def collect(
             continue
         # A Bundle with errors is re-checked entry by entry so that only sound resources are read
         # further (their problems are already reported, at their element).
-        if not valid and validate_resource(resource, located.location):
+        if not valid and (any(_nulls(resource, "")) or validate_resource(resource, located.location)):
             continue
         found.append(located)
     for resource_type, count in sorted(ignored.items()):
@@ -226,6 +244,13 @@ class _Index:
         return None
 
 
+def _contained(located: Located, reference: str) -> Located | None:
+    for index, resource in enumerate(located.resource.get("contained") or []):
+        if isinstance(resource, dict) and resource.get("id") == reference[1:]:
+            return Located(resource, located.at(f"contained[{index}]"))
+    return None
+
+
 def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInput], list[Issue]]:
     """Every readable resource of every document, grouped by the Patient it points at."""
     issues: list[Issue] = []
@@ -250,18 +275,21 @@ def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInpu
         everything.extend(collected)
     index = _Index(everything + unread)
     groups: dict[str, PatientInput] = {}
+    patients_of: dict[str, set[str]] = {}  # document → the patients its resources refer to
+    transactions = {origin for origin, d in documents if _is_bundle(d) and d.get("type") == "transaction"}
+    seen: dict[str, Located] = {}
+    unique: list[Located] = []
+    for located in everything:
+        existing = seen.get(located.key)
+        if existing is None:
+            seen[located.key] = located
+            unique.append(located)
+        elif existing.resource != located.resource:
+            message = f"{located.key} is also given, differently, at {existing.location}"
+            issues.append(Issue("error", "duplicate", located.location, message))
+    everything = unique
     for located in everything:
         if located.type == "Patient":
-            existing = groups.get(located.key)
-            if existing is not None and existing.patient.resource != located.resource:
-                issues.append(
-                    Issue(
-                        "error",
-                        "duplicate",
-                        located.location,
-                        f"{located.key} is also given, differently, at {existing.patient.location}",
-                    )
-                )
             groups.setdefault(located.key, PatientInput(located))
     for located in everything:
         if located.type in ("Patient", "Medication"):
@@ -293,6 +321,12 @@ def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInpu
             )
             continue
         groups[target.key].resources.append(located)
+        patients_of.setdefault(located.location.split(": ", 1)[0], set()).add(target.key)
+    for origin, referred in sorted(patients_of.items()):
+        if origin in transactions and len(referred) > 1:
+            names = ", ".join(sorted(referred))
+            message = f"a transaction Bundle is one patient's record, but this one refers to several: {names}"
+            issues.append(Issue("error", "business-rule", f"{origin}: Bundle", message))
     for group in groups.values():
         _attach_medications(group, index, issues)
     return list(groups.values()), issues
@@ -305,7 +339,7 @@ def _attach_medications(group: PatientInput, index: _Index, issues: list[Issue])
         reference = _reference(located.resource.get("medicationReference"))
         if reference is None:
             continue
-        target = index.resolve(reference)
+        target = _contained(located, reference) if reference.startswith("#") else index.resolve(reference)
         if target is None:
             issues.append(
                 Issue(

@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, TypeGuard
 
 from fhircac.clinical.errors import InvalidInput
@@ -52,6 +52,8 @@ _LAB_FIELDS = {
     Analyte.HBA1C: "hba1c",
 }
 _LPA_MOLAR_CODE, _LPA_MASS_CODE = "43583-4", "10835-7"
+_ORDER_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order"})
+_CONFIRMED = frozenset({"confirmed"})
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 
 
@@ -79,7 +81,7 @@ class SourceRef:
             return {"reference": text}
         if self.identifier:
             return {"type": self.type, "identifier": self.identifier}
-        return {"type": self.type, "display": f"{self.type} without id ({self.location})"}
+        return {"type": self.type, "display": f"{self.type} without id or identifier"}
 
 
 @dataclass
@@ -201,22 +203,31 @@ class _Reader:
         """US Core race/ethnicity → MESA's groups. Hispanic ethnicity → hispanic; otherwise one race:
         White → white, Black → black, the detailed race Chinese → chinese; anything else → other."""
         patient = self.data.patient
-        race_codes = _us_core_codes(patient.resource, codes.US_CORE_RACE)
-        ethnicity_codes = _us_core_codes(patient.resource, codes.US_CORE_ETHNICITY)
-        if codes.HISPANIC in ethnicity_codes:
+        categories = _us_core_codes(patient.resource, codes.US_CORE_RACE, "ombCategory") - {"UNK", "ASKU"}
+        detailed = _us_core_codes(patient.resource, codes.US_CORE_RACE, "detailed")
+        ethnicity = _us_core_codes(patient.resource, codes.US_CORE_ETHNICITY, "ombCategory")
+        if codes.HISPANIC in ethnicity:
             return Race.HISPANIC
-        known = race_codes - {"UNK", "ASKU"}
-        if not known:
+        if not ethnicity and _us_core_codes(patient.resource, codes.US_CORE_ETHNICITY, "detailed"):
+            self.warn(
+                patient.at("extension"),
+                "ethnicity given only as detailed codes, without the OMB category: not read",
+            )
+        if not categories and not detailed:
             return None
-        if codes.CHINESE in known and known <= {codes.CHINESE, codes.ASIAN}:
+        if codes.CHINESE in detailed and categories <= {codes.ASIAN} and detailed <= {codes.CHINESE}:
             race = Race.CHINESE
-        elif known == {codes.WHITE}:
+        elif categories == {codes.WHITE}:
             race = Race.WHITE
-        elif known == {codes.BLACK}:
+        elif categories == {codes.BLACK}:
             race = Race.BLACK
         else:
+            self.note(
+                patient.at("extension"),
+                "race is not one of MESA's groups (White, Black, Chinese, Hispanic): read as other",
+            )
             return Race.OTHER
-        if not ethnicity_codes - {"UNK", "ASKU"}:
+        if not ethnicity - {"UNK", "ASKU"}:
             self.note(
                 patient.at("extension"),
                 f"ethnicity not recorded: race read as non-Hispanic {race.value} (MESA's group)",
@@ -290,15 +301,15 @@ class _Reader:
         self, located: Located, total: float, vessels: dict[Vessel, float]
     ) -> dict[Vessel, float] | None:
         """Per-vessel scores need all four arteries; missing ones are 0 only when the rest add up."""
-        if not vessels or len(vessels) == len(Vessel):
-            return vessels or None
+        if not vessels:
+            return None
         given = sum(vessels.values())
         if math.isclose(given, total, rel_tol=0.01, abs_tol=1.0):
             return {vessel: vessels.get(vessel, 0.0) for vessel in Vessel}
         self.warn(
             located.at("component"),
-            f"per-vessel scores for {len(vessels)} of 4 arteries that do not add up to the total: "
-            "the CAC-DRS vessel count is not given",
+            f"per-vessel scores ({len(vessels)} of 4 arteries, sum {given:g}) do not add up to the total "
+            f"{total:g}: the CAC-DRS vessel count is not given",
         )
         return None
 
@@ -333,7 +344,7 @@ class _Reader:
                 )
                 return None
             return float(value)
-        if "valueInteger" in element:
+        if _is_number(element.get("valueInteger")):
             return float(element["valueInteger"])
         kinds = [key for key in element if key.startswith("value")]
         if kinds:
@@ -366,10 +377,12 @@ class _Reader:
                 )
             return None
         day = _full_date(str(text))
-        if day is None:
+        if day is None and required:
             self.error(
                 located.at("effective[x]"), f"{text!r} is not a full date (YYYY-MM-DD needed)", "value"
             )
+        elif day is None:
+            self.warn(located.at("effective[x]"), f"ignored: {text!r} is not a full date")
         return day
 
     # -- labs and vitals ---------------------------------------------------------------------------
@@ -379,7 +392,8 @@ class _Reader:
             for analyte, value, unit, path, code in self._lab_values(located):
                 day = self._effective_date(located)
                 if day is None:
-                    self.warn(located.location, f"ignored: {analyte.value} without a date")
+                    if not located.resource.get("effectiveDateTime"):
+                        self.warn(located.location, f"ignored: {analyte.value} without a date")
                     continue
                 if day > self.as_of:
                     self.note(
@@ -392,7 +406,13 @@ class _Reader:
                 if code in codes.LAB_CODES_WITH_NOTE:
                     self.note(located.at("code"), codes.LAB_CODES_WITH_NOTE[code])
                 current = latest.get(analyte)
-                if current is None or (current[0].date or date.min) < day:
+                if current is not None and current[0].date == day and current[0].value != measurement.value:
+                    self.warn(
+                        located.location,
+                        f"two {analyte.value} values on {day} ({current[1].key} and {located.key}): "
+                        "the one with the later effective time is used",
+                    )
+                if current is None or _later(located, day, current[1], current[0].date):
                     latest[analyte] = (measurement, located)
         values: dict[str, Measurement] = {}
         for analyte, (measurement, located) in latest.items():
@@ -540,7 +560,7 @@ class _Reader:
                 continue
             if not first_degree:
                 continue
-            onset = (condition.get("onsetAge") or {}).get("value")
+            onset = _age_in_years(condition.get("onsetAge"))
             if onset is None or limit is None:
                 self.note(
                     located.at(f"condition[{index}]"),
@@ -548,8 +568,15 @@ class _Reader:
                     "sex is not given: cannot tell whether it was premature",
                 )
                 return None
-            if float(onset) < limit:
+            if onset < limit:
                 return True
+        return False
+
+    def _after_as_of(self, located: Located, text: Any) -> bool:
+        day = _full_date(str(text)) if text else None
+        if day is not None and day > self.as_of:
+            self.note(located.location, f"ignored: dated {day} after the assessment date {self.as_of}")
+            return True
         return False
 
     # -- medications -------------------------------------------------------------------------------
@@ -583,23 +610,26 @@ class _Reader:
     def _period(self, located: Located, status: Any) -> tuple[date | None, date | None] | None:
         resource = located.resource
         if located.type == "MedicationRequest":
-            if resource.get("intent") in ("proposal",) or status in (
-                "draft",
-                "cancelled",
-                "entered-in-error",
+            if resource.get("intent") not in _ORDER_INTENTS or status not in (
+                "active",
+                "completed",
+                "stopped",
             ):
                 return None
             validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
-            start = _full_date(str(resource.get("authoredOn") or validity.get("start") or ""))
-            end = _full_date(str(validity.get("end") or "")) if status in ("completed", "stopped") else None
+            start = self._period_bound(located, resource.get("authoredOn") or validity.get("start"), True)
+            ending = validity.get("end") if status in ("completed", "stopped") else None
+            end = self._period_bound(located, ending, first=False)
         else:
             if status in ("not-taken", "entered-in-error", "intended"):
                 return None
             effective = resource.get("effectivePeriod") or {}
-            start = _full_date(str(effective.get("start") or resource.get("effectiveDateTime") or ""))
-            end = _full_date(str(effective.get("end") or ""))
+            start = self._period_bound(
+                located, effective.get("start") or resource.get("effectiveDateTime"), True
+            )
+            end = self._period_bound(located, effective.get("end"), first=False)
         if status in ("completed", "stopped", "on-hold") and end is None:
-            asserted = _full_date(str(resource.get("dateAsserted") or ""))
+            asserted = self._period_bound(located, resource.get("dateAsserted"), first=False)
             end = asserted or start
             if end is None:
                 self.warn(
@@ -607,7 +637,27 @@ class _Reader:
                 )
                 return None
             self.note(located.location, f"{status} without an end date: taken as ending {end}")
+        if start is None and status == "active":
+            self.note(located.location, "no start date: counted as taken since before the earliest scan")
         return start, end
+
+    def _period_bound(self, located: Located, text: Any, first: bool) -> date | None:
+        """A partial date (2025, 2025-06) stands for its first day as a start, its last day as an end."""
+        if not text:
+            return None
+        day = _full_date(str(text))
+        if day is not None:
+            return day
+        match = _DATE.match(str(text))
+        if match is None:
+            return None
+        year, month = int(match.group(1)), int(match.group(2) or (1 if first else 12))
+        if first:
+            bound = date(year, month, 1)
+        else:
+            bound = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+        self.note(located.location, f"partial date {text!r} read as {bound}")
+        return bound
 
     def _drug_classes(self, located: Located) -> tuple[set[DrugClass], str | None]:
         concepts = []
@@ -628,9 +678,16 @@ class _Reader:
         for located in self.data.of_type("Condition"):
             resource = located.resource
             verification = _codes_of(resource.get("verificationStatus"), None)
-            if verification & {"refuted", "entered-in-error"}:
-                continue
             concept = resource.get("code")
+            if verification and not verification & _CONFIRMED:
+                if _is_relevant_condition(concept):
+                    status = ", ".join(sorted(verification))
+                    self.note(
+                        located.location, f"ignored: verification status {status} (only confirmed is used)"
+                    )
+                continue
+            if self._after_as_of(located, resource.get("onsetDateTime") or resource.get("recordedDate")):
+                continue
             active = not (
                 _codes_of(resource.get("clinicalStatus"), None) & {"inactive", "resolved", "remission"}
             )
@@ -657,6 +714,11 @@ class _Reader:
                 bleeding = True
                 self.result.use(located)
         for located in self.data.of_type("Procedure"):
+            performed = located.resource.get("performedDateTime") or (
+                located.resource.get("performedPeriod") or {}
+            ).get("start")
+            if self._after_as_of(located, performed):
+                continue
             if located.resource.get("status") in ("completed", "in-progress"):
                 history = coronary_history(located.resource.get("code"))
                 if history is not None:
@@ -668,6 +730,24 @@ class _Reader:
                 "no problem list (no Condition): diabetes, known coronary disease and bleeding risk unknown",
             )
         return diabetes, coronary, symptoms, bleeding
+
+
+def _is_relevant_condition(concept: Any) -> bool:
+    return bool(
+        coronary_history(concept) is not None
+        or _codes_of(concept, codes.SNOMED) & (codes.DIABETES_SNOMED | codes.SYMPTOM_SNOMED)
+        or _icd10_match(concept, (*codes.DIABETES_ICD10, *codes.SYMPTOM_ICD10, *codes.BLEEDING_ICD10))
+        or _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
+    )
+
+
+def _later(located: Located, day: date, other: Located, other_day: date | None) -> bool:
+    """Latest wins; on the same day, the later effective time (ISO strings of one day compare)."""
+    if other_day is None or day != other_day:
+        return other_day is None or day > other_day
+    return str(located.resource.get("effectiveDateTime", "")) > str(
+        other.resource.get("effectiveDateTime", "")
+    )
 
 
 def read_patient(data: PatientInput, as_of: date) -> ReadResult:
@@ -715,11 +795,16 @@ def _loinc(located: Located) -> str | None:
     return next(iter(sorted(interesting)), None)
 
 
+def _icd10(code: Any) -> str:
+    """ICD-10 codes compare without their dot: Z95.5 and Z955 are the same code."""
+    return str(code or "").upper().replace(".", "")
+
+
 def _icd10_match(concept: Any, prefixes: Iterable[str]) -> bool:
+    wanted = tuple(_icd10(p) for p in prefixes)
+    systems = codes.ICD10_SYSTEMS
     return any(
-        str(c.get("code", "")).upper().startswith(tuple(prefixes))
-        for c in _codings(concept)
-        if c.get("system") in codes.ICD10_SYSTEMS
+        _icd10(c.get("code")).startswith(wanted) for c in _codings(concept) if c.get("system") in systems
     )
 
 
@@ -731,9 +816,9 @@ def coronary_history(concept: Any) -> CoronaryHistory | None:
     for coding in _codings(concept):
         if coding.get("system") not in codes.ICD10_SYSTEMS:
             continue
-        code = str(coding.get("code", "")).upper()
+        code = _icd10(coding.get("code"))
         for prefix, history in codes.CORONARY_ICD10.items():
-            if code.startswith(prefix) and (best is None or len(prefix) > best[0]):
+            if code.startswith(_icd10(prefix)) and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), history)
     return best[1] if best else None
 
@@ -768,21 +853,40 @@ def classify_medication(concepts: Iterable[dict[str, Any]]) -> tuple[set[DrugCla
     return classes, name
 
 
-def _us_core_codes(patient: dict[str, Any], url: str) -> set[str]:
+def _us_core_codes(patient: dict[str, Any], url: str, part_url: str) -> set[str]:
     found: set[str] = set()
     for extension in patient.get("extension") or []:
         if extension.get("url") != url:
             continue
         for part in extension.get("extension") or []:
-            if part.get("url") in ("ombCategory", "detailed"):
+            if part.get("url") == part_url:
                 coding = part.get("valueCoding") or {}
                 if coding.get("code"):
                     found.add(str(coding["code"]))
     return found
 
 
+_AGE_UNITS_PER_YEAR = {"a": 1.0, "mo": 12.0, "wk": 52.1775, "d": 365.25}
+
+
+def _age_in_years(age: Any) -> float | None:
+    """An Age quantity in years; None when its unit is not a UCUM time unit we know."""
+    if not isinstance(age, dict) or not _is_number(age.get("value")):
+        return None
+    unit = age.get("code") or (
+        "a" if str(age.get("unit", "")).lower() in ("a", "y", "yr", "year", "years") else None
+    )
+    per_year = _AGE_UNITS_PER_YEAR.get(str(unit)) if unit else None
+    return float(age["value"]) / per_year if per_year else None
+
+
 def _is_number(value: Any) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _full_date(text: str) -> date | None:

@@ -9,6 +9,7 @@ Everything the service proposes is a consideration with its rule and source, nev
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,7 +83,8 @@ def assessment_key(read: ReadResult) -> str:
         text = f"{scan.identifier.get('system')}|{scan.identifier.get('value')}"
         return "Observation-identifier-" + hashlib.sha256(text.encode()).hexdigest()[:20]
     record = read.record
-    basis = f"{read.patient.id}|{[(s.date.isoformat(), s.agatston) for s in record.scans] if record else ''}"
+    patient = json.dumps(_subject(read.patient), sort_keys=True)
+    basis = f"{patient}|{[(s.date.isoformat(), s.agatston) for s in record.scans] if record else ''}"
     return "Observation-content-" + hashlib.sha256(basis.encode()).hexdigest()[:20]
 
 
@@ -192,7 +194,7 @@ def _risk_assessment(
     notes.append(_note(f"Next scan: {a.next_scan.rationale} [source: {a.next_scan.source}]", "clinician"))
     notes += [_note(f"Warning: {_cited(w)}", "clinician") for w in a.warnings]
     notes += [_note(f"Missing input: {m}", "clinician") for m in a.missing]
-    notes += [_note(f"Input note: {issue.message} ({issue.location})", "clinician") for issue in read.issues]
+    notes += [_note(f"Input note: {note}", "clinician") for note in read_notes(read.issues)]
     resource: dict[str, Any] = {
         "resourceType": "RiskAssessment",
         "meta": {"profile": [codes.PROFILE_CAC_RISK_ASSESSMENT]},
@@ -341,5 +343,8 @@ def _provenance(
 
 
 def read_notes(issues: list[Issue]) -> list[str]:
-    """Warnings and notes from reading, for the summary's ``input_notes``."""
-    return [f"{issue.message} ({issue.location})" for issue in issues if not issue.is_error]
+    """Warnings and notes from reading, placed by element but without the input's file name (it is
+    local to the machine that ran fhircac and must not travel into a FHIR server)."""
+    return [
+        f"{issue.message} ({issue.location.split(': ', 1)[-1]})" for issue in issues if not issue.is_error
+    ]

@@ -146,3 +146,52 @@ def test_bad_options(args: list[str], where: str) -> None:
 def test_missing_file() -> None:
     (issue,) = outcome(fhircac("/nonexistent/x.json"))
     assert "cannot read" in issue["diagnostics"]
+
+
+def test_output_to_an_impossible_path_is_exit_2() -> None:
+    (issue,) = outcome(
+        fhircac(str(EXAMPLES / "01-cac-zero-low-risk.json"), "--output", "/nonexistent/dir/x.json")
+    )
+    assert issue["expression"] == ["--output"]
+
+
+def test_deeply_nested_and_duplicate_key_json(tmp_path: Path) -> None:
+    (issue,) = outcome(fhircac(write(tmp_path, "deep.json", "[" * 100000 + "]" * 100000)))
+    assert "nested too deeply" in issue["diagnostics"]
+    (issue,) = outcome(
+        fhircac(write(tmp_path, "dup.json", '{"resourceType": "Patient", "id": "a", "id": "b"}'))
+    )
+    assert "appears twice" in issue["diagnostics"]
+
+
+def test_refusal_carries_the_notes_that_explain_it(tmp_path: Path) -> None:
+    bundle = fb.full_record()
+    bundle["entry"][1]["resource"]["status"] = "preliminary"
+    issues = outcome(fhircac(write(tmp_path, "x.json", bundle)))
+    assert issues[0]["severity"] == "error" and "no usable CAC score" in issues[0]["diagnostics"]
+    assert any("status preliminary" in i["diagnostics"] for i in issues[1:])
+
+
+def test_patient_without_id_or_identifier_cannot_be_written_but_can_be_summarised(tmp_path: Path) -> None:
+    patient = fb.patient()
+    del patient["id"]
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": "urn:uuid:7c1f0000-0000-4000-8000-000000000001", "resource": patient},
+            {"resource": fb.cac(subject={"reference": "urn:uuid:7c1f0000-0000-4000-8000-000000000001"})},
+        ],
+    }
+    path = write(tmp_path, "x.json", bundle)
+    (issue,) = [i for i in outcome(fhircac(path)) if i["severity"] == "error"]
+    assert "neither an id nor an identifier" in issue["diagnostics"]
+    assert fhircac(path, "--format", "summary").returncode == 0
+
+
+def test_written_resources_do_not_carry_local_file_paths(tmp_path: Path) -> None:
+    bundle = json.loads((EXAMPLES / "11-missing-race-and-labs.json").read_text())
+    result = fhircac(write(tmp_path, "private-name.json", bundle))
+    assert (
+        result.returncode == 0 and "private-name" not in result.stdout and str(tmp_path) not in result.stdout
+    )

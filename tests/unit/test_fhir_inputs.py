@@ -128,3 +128,36 @@ def test_deleted_entries_and_search_outcomes_are_skipped() -> None:
     )
     groups, issues = group(bundle)
     assert error_messages(issues) == [] and len(groups) == 1
+
+
+def test_json_null_is_refused() -> None:
+    scan = fb.cac()
+    scan["valueQuantity"] = None
+    _groups, issues = group(fb.collection(fb.patient(), scan))
+    assert any("valueQuantity: null is not allowed" in m for m in error_messages(issues))
+
+
+def test_huge_integer_is_an_error_not_a_crash() -> None:
+    from datetime import date
+
+    from fhircac.fhir.read import read_patient
+
+    scan = fb.cac(value=10**400)
+    groups, issues = group(fb.collection(fb.patient(), scan))
+    found = error_messages(issues) or [
+        str(i) for i in read_patient(groups[0], date(2026, 3, 1)).issues if i.is_error
+    ]
+    assert found
+
+
+def test_duplicate_ids_with_different_content_are_refused() -> None:
+    _groups, issues = group(fb.collection(fb.patient(), fb.cac("o1", 120), fb.cac("o1", 5, "2025-01-01")))
+    assert "Observation/o1 is also given, differently" in error_messages(issues)[0]
+
+
+def test_a_transaction_referring_to_two_patients_is_refused() -> None:
+    bundle = fb.collection(
+        fb.patient(), fb.cac(), fb.cac("s2", subject={"reference": "Patient/p2"}), bundle_type="transaction"
+    )
+    _groups, issues = group(bundle, fb.patient(id="p2"))
+    assert any("refers to several: Patient/p1, Patient/p2" in m for m in error_messages(issues))

@@ -441,3 +441,93 @@ def test_moles_per_volume_lipid_codes_are_read() -> None:
     labs = result.record.labs  # type: ignore[union-attr]
     assert labs.total_cholesterol.value == pytest.approx(193.3, abs=0.1)  # type: ignore[union-attr]
     assert labs.hdl.value == pytest.approx(50.3, abs=0.1)  # type: ignore[union-attr]
+
+
+# -- review findings (each once a crash or a silent wrong answer) ---------------------------------------
+def test_value_integer_true_is_not_a_score() -> None:
+    result = read(fb.patient(), fb.cac(valueInteger=True))
+    assert any("must be a number" in i.message for i in errors(result))
+
+
+def test_white_with_a_detailed_race_code_is_still_white() -> None:
+    record = read(
+        fb.patient(race=[codes.WHITE], detailed=["2108-9"], ethnicity=[codes.NOT_HISPANIC]), fb.cac()
+    ).record
+    assert record is not None and record.race is Race.WHITE
+
+
+@pytest.mark.parametrize(
+    ("code", "expected"), [("Z955", CoronaryHistory.STENT), ("I252", CoronaryHistory.MYOCARDIAL_INFARCTION)]
+)
+def test_icd10_codes_without_their_dot(code: str, expected: CoronaryHistory) -> None:
+    record = read(fb.patient(), fb.cac(), fb.condition(code, codes.ICD10_CM)).record
+    assert record is not None and record.coronary_history == (expected,)
+
+
+def test_partial_medication_dates_are_bounded_not_open_ended() -> None:
+    record = read(
+        fb.patient(),
+        fb.cac("old", 80, "2023-01-10"),
+        fb.cac("new", 120, "2024-06-01"),
+        fb.medication_statement(start="2025-06"),
+        as_of=date(2026, 1, 1),
+    ).record
+    assert record is not None and not record.took_during(
+        DrugClass.STATIN, date(2023, 1, 10), date(2024, 6, 1)
+    )
+    assert record.taking(DrugClass.STATIN, date(2025, 6, 1))
+
+
+def test_family_history_onset_in_months() -> None:
+    history = fb.family_history("FTH", None)
+    history["condition"][0]["onsetAge"] = {"value": 600, "unit": "months", "system": codes.UCUM, "code": "mo"}
+    record = read(fb.patient(), fb.cac(), history).record
+    assert record is not None and record.family_history_premature_chd is True
+
+
+def test_conditions_after_the_assessment_date_or_unconfirmed_are_ignored() -> None:
+    later = fb.condition("22298006", id="mi")
+    later["onsetDateTime"] = "2026-09-01"
+    provisional = fb.condition("44054006", verification="provisional")
+    result = read(fb.patient(), fb.cac(), later, provisional)
+    record = result.record
+    assert record is not None and record.coronary_history == () and record.diabetes is False
+    assert "after the assessment date" in messages(result) and "provisional" in messages(result)
+
+
+def test_four_vessel_scores_must_add_up_to_the_total() -> None:
+    vessels = {"cac-left-main": 0, "cac-lad": 400, "cac-lcx": 50, "cac-rca": 50}
+    result = read(fb.patient(), fb.cac(value=120, vessels=vessels))
+    assert result.record.scans[0].vessel_scores is None  # type: ignore[union-attr]
+    assert "do not add up" in messages(result)
+
+
+def test_medication_request_plans_are_not_taking() -> None:
+    request = {
+        "resourceType": "MedicationRequest",
+        "id": "mr1",
+        "status": "active",
+        "intent": "plan",
+        "medicationCodeableConcept": fb.rxnorm("83367", "atorvastatin"),
+        "subject": fb.PATIENT_REF,
+        "authoredOn": "2025-01-01",
+    }
+    record = read(fb.patient(), fb.cac(), request).record
+    assert record is not None and not record.taking(DrugClass.STATIN, date(2026, 1, 15))
+    ordered = read(fb.patient(), fb.cac(), {**request, "intent": "order"}).record
+    assert ordered is not None and ordered.taking(DrugClass.STATIN, date(2026, 1, 15))
+
+
+def test_partial_lab_date_ignores_that_lab_only() -> None:
+    old = fb.lab("2085-9", 40, "mg/dL", date="2025-03")
+    result = read(fb.patient(), fb.cac(), old)
+    assert not errors(result) and result.record.labs.hdl is None  # type: ignore[union-attr]
+
+
+def test_contained_medication_resolves() -> None:
+    statement = fb.medication_statement(reference="#m1")
+    statement["contained"] = [
+        {"resourceType": "Medication", "id": "m1", "code": fb.rxnorm("301542", "rosuvastatin")}
+    ]
+    record = read(fb.patient(), fb.cac(), statement).record
+    assert record is not None and record.taking(DrugClass.STATIN, date(2026, 1, 15))

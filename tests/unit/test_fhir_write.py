@@ -187,3 +187,24 @@ def test_the_profile_check_would_catch_a_broken_output() -> None:
     assert len(conformance.check(broken_ra)) == 2
     broken_cp = {**produced.care_plan, "intent": "order"}
     assert conformance.check(broken_cp) != []
+
+
+def test_id_less_scans_of_different_patients_get_different_identifiers() -> None:
+    def bundle(mrn: str) -> dict[str, Any]:
+        patient = fb.patient(race=["2106-3"], ethnicity=["2186-5"])
+        del patient["id"]
+        patient["identifier"] = [{"system": "https://example.org/mrn", "value": mrn}]
+        scan = fb.cac(subject={"reference": "urn:uuid:0d0e5d8c-1111-4111-8111-000000000009"})
+        del scan["id"]
+        return {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [
+                {"fullUrl": "urn:uuid:0d0e5d8c-1111-4111-8111-000000000009", "resource": patient},
+                {"resource": scan},
+            ],
+        }
+
+    first = run(bundle("A")).produced.risk_assessment["identifier"]
+    second = run(bundle("B")).produced.risk_assessment["identifier"]
+    assert first != second and first[0]["value"].startswith("riskassessment:Observation-content-")
