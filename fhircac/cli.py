@@ -173,10 +173,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         except OSError as error:
             issues.append(Issue("fatal", "not-found", name, f"cannot read: {error.strerror}"))
             continue
-        document, problems = parse_json(text, "stdin" if name == "-" else name)
+        origin = "stdin" if name == "-" else name
+        document, problems = parse_json(text, origin)
         issues += problems
         if not problems:
-            documents.append(("stdin" if name == "-" else name, document))
+            documents.append((origin, document))
     if has_errors(issues):
         return _refuse(issues)
     writing = args.format == "bundle"

@@ -75,9 +75,11 @@ def evaluate(
     evaluations = []
     for group in groups:
         read = read_patient(group, as_of)
+        issues += read.issues
+        # The document's notes (e.g. resources of unread types) travel with its patients' results;
+        # ``issues`` already holds them once.
         origin = group.patient.location.split(": ", 1)[0]
         read.issues += [note for note in document_notes if note.location.split(": ", 1)[0] == origin]
-        issues += read.issues
         if writing and not group.patient.id and not read.patient.identifier:
             message = (
                 "the Patient has neither an id nor an identifier, so written resources could not name it"
@@ -94,4 +96,4 @@ def evaluate(
         evaluations.append(Evaluation(read, assessment, produce(assessment, read, recorded=recorded)))
     if has_errors(issues):
         return [], issues
-    return evaluations, [i for i in issues if i not in document_notes]
+    return evaluations, issues

@@ -789,10 +789,12 @@ def _fhircac_code(concept: Any) -> str | None:
     return next(iter(found)) if found else None
 
 
+_READ_LOINC = frozenset(codes.LAB_CODES) | codes.BLOOD_PRESSURE_PANELS | {codes.SMOKING_STATUS}
+
+
 def _loinc(located: Located) -> str | None:
-    found = _codes_of(located.resource.get("code"), codes.LOINC)
-    interesting = found & (set(codes.LAB_CODES) | codes.BLOOD_PRESSURE_PANELS | {codes.SMOKING_STATUS})
-    return next(iter(sorted(interesting)), None)
+    """The LOINC code fhircac reads this Observation by, if any."""
+    return next(iter(sorted(_codes_of(located.resource.get("code"), codes.LOINC) & _READ_LOINC)), None)
 
 
 def _icd10(code: Any) -> str:

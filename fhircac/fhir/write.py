@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fhircac import __version__
+from fhircac.clinical import citations as c
 from fhircac.clinical.assessment import Assessment, Statement
 from fhircac.clinical.summary import to_summary
 from fhircac.fhir import codes
@@ -25,16 +26,17 @@ from fhircac.fhir.issues import Issue
 from fhircac.fhir.read import ReadResult, SourceRef
 
 SOFTWARE = {"system": codes.DEVICE_ID, "value": "fhircac"}
+# summary risk field → (fhircac outcome code, label, source): cited as the core cites the equations
 _PREDICTIONS = (
-    ("mesa_chd_10y_with_cac", "mesa-chd-10y-with-cac", "MESA 10-year CHD risk with CAC"),
-    ("mesa_chd_10y_without_cac", "mesa-chd-10y-without-cac", "MESA 10-year CHD risk without CAC"),
-    ("pce_ascvd_10y", "pce-ascvd-10y", "Pooled Cohort Equations 10-year ASCVD risk"),
+    ("mesa_chd_10y_with_cac", "mesa-chd-10y-with-cac", "MESA 10-year CHD risk with CAC", c.MESA_RISK),
+    (
+        "mesa_chd_10y_without_cac",
+        "mesa-chd-10y-without-cac",
+        "MESA 10-year CHD risk without CAC",
+        c.MESA_RISK,
+    ),
+    ("pce_ascvd_10y", "pce-ascvd-10y", "Pooled Cohort Equations 10-year ASCVD risk", c.PCE),
 )
-_PREDICTION_SOURCES = {
-    "mesa_chd_10y_with_cac": "REFERENCE §4; MESA 10-year CHD risk (McClelland et al., JACC 2015)",
-    "mesa_chd_10y_without_cac": "REFERENCE §4; MESA 10-year CHD risk (McClelland et al., JACC 2015)",
-    "pce_ascvd_10y": "REFERENCE §4; Pooled Cohort Equations (Goff et al., JACC 2014)",
-}
 _MEDICATION_PREFIXES = ("statin-", "ldl-190", "aspirin-", "lf-aspirin-", "lf-cac-100-399-ldl-lowering")
 _THERAPY_PREFIXES = (*_MEDICATION_PREFIXES, "secondary-prevention", "lf-cac-", "cac-low-risk")
 _SERVICE_REQUEST_IDS = ("lpa-measure-once", "symptoms-further-testing")
@@ -171,7 +173,7 @@ def _risk_assessment(
     )
     summary = to_summary(a)
     predictions = []
-    for field_name, code, label in _PREDICTIONS:
+    for field_name, code, label, source in _PREDICTIONS:
         value = summary["risk"][field_name]
         if value is None:
             continue
@@ -180,7 +182,7 @@ def _risk_assessment(
                 "outcome": {"coding": [_fhircac_coding(code)], "text": label},
                 "probabilityDecimal": value,
                 "whenRange": {"high": {"value": 10, "unit": "years", "system": codes.UCUM, "code": "a"}},
-                "rationale": _PREDICTION_SOURCES[field_name],
+                "rationale": c.cite("REFERENCE §4", source),
             }
         )
     explanation = a.explanation
