@@ -62,11 +62,18 @@ def parse_json(text: str | bytes, origin: str) -> tuple[Any, list[Issue]]:
 
 
 def evaluate(
-    documents: list[tuple[str, Any]], policy: Policy, as_of: date, recorded: datetime, *, writing: bool = True
+    documents: list[tuple[str, Any]],
+    policy: Policy,
+    as_of: date,
+    recorded: datetime,
+    *,
+    writing: bool = True,
+    care_plan: bool = True,
 ) -> tuple[list[Evaluation], list[Issue]]:
     """Every patient in ``documents``; the evaluations are empty when any issue is an error.
 
     ``writing``: the resources will go to a FHIR server, so every patient must be referable.
+    ``care_plan``: see ``produce`` (False for a scan a later one has replaced).
     """
     groups, issues = group_by_patient(documents)
     document_notes = [i for i in issues if not i.is_error]
@@ -93,7 +100,9 @@ def evaluate(
         except InvalidInput as error:
             issues += locate_problems(read, error)
             continue
-        evaluations.append(Evaluation(read, assessment, produce(assessment, read, recorded=recorded)))
+        evaluations.append(
+            Evaluation(read, assessment, produce(assessment, read, recorded=recorded, care_plan=care_plan))
+        )
     if has_errors(issues):
         return [], issues
     return evaluations, issues

@@ -49,17 +49,23 @@ class OutputInvalid(RuntimeError):
 @dataclass(frozen=True)
 class Produced:
     risk_assessment: dict[str, Any]
-    care_plan: dict[str, Any]
+    care_plan: dict[str, Any] | None  # None for a scan that is no longer the patient's latest
     provenance: dict[str, Any]
     full_urls: tuple[str, str, str]  # urn:uuid per resource, deterministic, for in-bundle references
 
     def resources(self) -> list[dict[str, Any]]:
-        return [self.risk_assessment, self.care_plan, self.provenance]
+        return [r for r in (self.risk_assessment, self.care_plan, self.provenance) if r is not None]
+
+    def urls(self) -> list[str]:
+        """The fullUrl of each of ``resources()``, in the same order."""
+        if self.care_plan is None:
+            return [self.full_urls[0], self.full_urls[2]]
+        return list(self.full_urls)
 
     def transaction(self) -> dict[str, Any]:
         """A transaction Bundle a FHIR server can replay safely: conditional creates only."""
         entries = []
-        for full_url, resource in zip(self.full_urls, self.resources(), strict=True):
+        for full_url, resource in zip(self.urls(), self.resources(), strict=True):
             if resource["resourceType"] == "Provenance":
                 tag = resource["meta"]["tag"][0]
                 condition = urlencode({"_tag": f"{tag['system']}|{tag['code']}"})
@@ -90,15 +96,22 @@ def assessment_key(read: ReadResult) -> str:
     return "Observation-content-" + hashlib.sha256(basis.encode()).hexdigest()[:20]
 
 
-def produce(assessment: Assessment, read: ReadResult, *, recorded: datetime) -> Produced:
-    """Build and validate the three resources; ``recorded`` is when fhircac made them (Provenance)."""
+def produce(
+    assessment: Assessment, read: ReadResult, *, recorded: datetime, care_plan: bool = True
+) -> Produced:
+    """Build and validate the resources; ``recorded`` is when fhircac made them (Provenance).
+
+    ``care_plan=False`` for a scan that a later scan has already replaced: its assessment is a
+    record of what that scan meant, but only the latest scan's plan is one to act on.
+    """
     key = f"{assessment_key(read)}:{assessment.policy.id.value}:{assessment.policy.version}"
     subject = _subject(read.patient)
     urls = (_full_url("riskassessment", key), _full_url("careplan", key), _full_url("provenance", key))
     risk_assessment = _risk_assessment(assessment, read, key, subject)
-    care_plan = _care_plan(assessment, key, subject, urls[0])
-    provenance = _provenance(assessment, read, key, recorded, urls[:2])
-    produced = Produced(risk_assessment, care_plan, provenance, urls)
+    plan = _care_plan(assessment, key, subject, urls[0]) if care_plan else None
+    targets = urls[:2] if care_plan else urls[:1]
+    provenance = _provenance(assessment, read, key, recorded, targets)
+    produced = Produced(risk_assessment, plan, provenance, urls)
     for resource in produced.resources():
         problems = validate_resource(resource, f"output {resource['resourceType']}")
         if problems:

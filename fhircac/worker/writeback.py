@@ -1,0 +1,232 @@
+"""Write-back: read a patient from a FHIR server, assess, and write the result in one transaction.
+
+Two HTTP requests per patient in the usual case: one batch of searches that brings everything the
+reader needs, and one transaction of conditional creates. The transaction also revokes the
+patient's previous CAC CarePlan (versioned, ``If-Match``) when a newer scan replaces it, so the
+new plan and the revocation land together or not at all. Running it twice writes nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from fhircac.clinical.policies import Policy
+from fhircac.evaluate import Evaluation, evaluate
+from fhircac.fhir import codes
+from fhircac.fhir.client import FhirClient, VersionConflict
+from fhircac.fhir.issues import Issue, has_errors
+
+log = logging.getLogger(__name__)
+
+SEARCH_COUNT = 1000  # one page per search for any realistic patient; more pages are followed
+MAX_CONFLICT_RETRIES = 3
+# What the reader uses, searched per patient in one batch request.
+_PATIENT_SEARCHES = (
+    "Observation?patient={p}&_count={n}",
+    "MedicationStatement?patient={p}&_include=MedicationStatement:medication&_count={n}",
+    "MedicationRequest?patient={p}&_include=MedicationRequest:medication&_count={n}",
+    "Condition?patient={p}&_count={n}",
+    "Procedure?patient={p}&_count={n}",
+    "FamilyMemberHistory?patient={p}&_count={n}",
+)
+_PLANS = "CarePlan?patient={p}&status=active&identifier={system}|&_count={n}"
+
+
+class WritebackRefused(Exception):
+    """The patient's data cannot be assessed (bad or insufficient data): retrying will not help."""
+
+    def __init__(self, reason: str, issues: list[Issue] | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.issues = issues or []
+
+
+@dataclass
+class WritebackResult:
+    patient: str
+    scan: str | None  # the CAC Observation assessed, "Observation/<id>/_history/<v>"
+    latest: bool  # the patient's latest scan (it carries the CarePlan)
+    created: list[str] = field(default_factory=list)  # "RiskAssessment/<id>", … newly created
+    superseded: list[str] = field(default_factory=list)  # CarePlans revoked by this write
+    evaluation: Evaluation | None = None
+
+    @property
+    def outcome(self) -> str:
+        return "written" if self.created else "unchanged"
+
+
+def fetch_patient(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(resources the reader needs, the patient's active fhircac CarePlans), in one batch request."""
+    reference = quote(f"Patient/{patient_id}", safe="")
+    urls = [f"Patient/{quote(patient_id, safe='')}"]
+    urls += [search.format(p=reference, n=SEARCH_COUNT) for search in _PATIENT_SEARCHES]
+    urls.append(_PLANS.format(p=reference, system=quote(codes.ASSESSMENT_ID, safe=""), n=SEARCH_COUNT))
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
+    }
+    response = client.transaction(batch)
+    entries = response.get("entry") or []
+    if len(entries) != len(urls):
+        raise WritebackRefused(f"the server answered {len(entries)} of {len(urls)} batch searches")
+    patient_entry = entries[0]
+    status = str((patient_entry.get("response") or {}).get("status", ""))
+    if not status.startswith("200") or "resource" not in patient_entry:
+        raise WritebackRefused(
+            f"Patient/{patient_id} could not be read from the server ({status or 'no status'})"
+        )
+    resources: list[dict[str, Any]] = [patient_entry["resource"]]
+    plans: list[dict[str, Any]] = []
+    for url, entry in zip(urls[1:], entries[1:], strict=True):
+        status = str((entry.get("response") or {}).get("status", ""))
+        bundle = entry.get("resource") or {}
+        if not status.startswith("200") or bundle.get("resourceType") != "Bundle":
+            raise WritebackRefused(
+                f"the server refused the search {url.split('?')[0]} ({status or 'no status'})"
+            )
+        found = [e["resource"] for e in bundle.get("entry") or [] if "resource" in e]
+        for page in client.pages_after(bundle):
+            found += [e["resource"] for e in page.get("entry") or [] if "resource" in e]
+        (plans if url.startswith("CarePlan") else resources).extend(found)
+    return resources, plans
+
+
+def write_back(
+    client: FhirClient,
+    patient_id: str,
+    policy: Policy,
+    *,
+    scan_id: str | None = None,
+    today: date | None = None,
+    recorded: datetime | None = None,
+) -> WritebackResult:
+    """Assess ``patient_id`` and write the result; ``scan_id`` names the CAC Observation to assess
+    (default: the latest). Version conflicts on the superseded CarePlan are retried."""
+    for attempt in range(MAX_CONFLICT_RETRIES + 1):
+        try:
+            return _write_back_once(client, patient_id, policy, scan_id, today, recorded)
+        except VersionConflict:
+            if attempt == MAX_CONFLICT_RETRIES:
+                raise
+            log.info("version conflict while writing back; re-reading (attempt %d)", attempt + 2)
+    raise AssertionError("unreachable")
+
+
+def _write_back_once(
+    client: FhirClient,
+    patient_id: str,
+    policy: Policy,
+    scan_id: str | None,
+    today: date | None,
+    recorded: datetime | None,
+) -> WritebackResult:
+    recorded = recorded or datetime.now(UTC).replace(microsecond=0)
+    today = today or recorded.date()
+    resources, plans = fetch_patient(client, patient_id)
+    evaluation = _evaluate(resources, policy, today, recorded, care_plan=True)
+    latest = evaluation.read.current_scan
+    if latest is None:
+        raise WritebackRefused("the patient has no final CAC score the service can read")
+    latest_ref = f"Observation/{latest.id}"
+    if scan_id is not None and scan_id != latest.id:
+        scan_day = _scan_day(resources, scan_id)
+        evaluation = _evaluate(resources, policy, scan_day, recorded, care_plan=False)
+        current = evaluation.read.current_scan
+        if current is None or current.id != scan_id:
+            raise WritebackRefused(
+                f"Observation/{scan_id} is not a final CAC score of this patient that the service can read"
+            )
+    produced = evaluation.produced
+    bundle = produced.transaction()
+    superseded: list[str] = []
+    if produced.care_plan is not None:
+        new_identifier = produced.care_plan["identifier"][0]["value"]
+        for plan in plans:
+            values = {
+                i.get("value") for i in plan.get("identifier") or [] if i.get("system") == codes.ASSESSMENT_ID
+            }
+            if new_identifier in values:
+                continue
+            superseded.append(f"CarePlan/{plan['id']}")
+            bundle["entry"].append(_revoke(plan))
+        if superseded:
+            produced.care_plan["replaces"] = [{"reference": ref} for ref in superseded]
+    response = client.transaction(bundle)
+    created = []
+    for request, answer in zip(bundle["entry"], response.get("entry") or [], strict=False):
+        status = str((answer.get("response") or {}).get("status", ""))
+        if status.startswith("201") and request["request"]["method"] == "POST":
+            location = str(answer["response"].get("location", ""))
+            created.append("/".join(location.split("/_history/")[0].split("/")[-2:]))
+    scan = evaluation.read.current_scan
+    scan_text = None
+    if scan is not None:
+        scan_text = f"Observation/{scan.id}" + (f"/_history/{scan.version}" if scan.version else "")
+    is_latest = scan is not None and f"Observation/{scan.id}" == latest_ref
+    return WritebackResult(f"Patient/{patient_id}", scan_text, is_latest, created, superseded, evaluation)
+
+
+def _evaluate(
+    resources: list[dict[str, Any]], policy: Policy, as_of: date, recorded: datetime, *, care_plan: bool
+) -> Evaluation:
+    document = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+    evaluations, issues = evaluate(
+        [("server", document)], policy, as_of, recorded, writing=True, care_plan=care_plan
+    )
+    if has_errors(issues) or len(evaluations) != 1:
+        errors = [issue for issue in issues if issue.is_error] or issues
+        raise WritebackRefused("; ".join(_without_origin(issue) for issue in errors[:5]), issues)
+    return evaluations[0]
+
+
+def _without_origin(issue: Issue) -> str:
+    return f"{issue.location.split(': ', 1)[-1]}: {issue.message}"
+
+
+def _scan_day(resources: list[dict[str, Any]], scan_id: str) -> date:
+    for resource in resources:
+        if resource.get("resourceType") == "Observation" and resource.get("id") == scan_id:
+            effective = resource.get("effectiveDateTime") or (resource.get("effectivePeriod") or {}).get(
+                "start"
+            )
+            effective = effective or resource.get("issued")
+            if isinstance(effective, str) and len(effective) >= 10:
+                try:
+                    return date.fromisoformat(effective[:10])
+                except ValueError:
+                    break
+            break
+    raise WritebackRefused(
+        f"Observation/{scan_id} is not one of this patient's Observations with a full date"
+    )
+
+
+def _revoke(plan: dict[str, Any]) -> dict[str, Any]:
+    """A versioned update that revokes a superseded plan: a concurrent change fails the transaction."""
+    revoked = {key: value for key, value in plan.items() if key != "meta"}
+    revoked["status"] = "revoked"
+    version = (plan.get("meta") or {}).get("versionId")
+    request: dict[str, Any] = {"method": "PUT", "url": f"CarePlan/{plan['id']}"}
+    if version:
+        request["ifMatch"] = f'W/"{version}"'
+    return {"fullUrl": f"CarePlan/{plan['id']}", "resource": revoked, "request": request}
+
+
+def patient_of(observation: dict[str, Any]) -> str | None:
+    """The Patient id an Observation is about, when its subject is a plain ``Patient/<id>`` reference."""
+    reference = str((observation.get("subject") or {}).get("reference") or "")
+    if "/_history/" in reference:
+        reference = reference.split("/_history/")[0]
+    parts = reference.rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+        return parts[-1]
+    return None
+
+
+def search_query(**params: str) -> str:
+    return urlencode(params)
