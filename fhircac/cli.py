@@ -1,6 +1,8 @@
-"""The ``fhircac`` command line: ``calc`` (the core as a calculator) and ``serve`` (the HTTP service).
+"""The ``fhircac`` command line: ``calc`` (the core as a calculator), ``evaluate`` (FHIR files),
+``writeback``/``poll``/``subscribe`` (a FHIR server; fhircac.worker.commands) and ``serve``.
 
-Exit codes: 0 ok, 2 bad input (each problem named on stderr), 1 internal error.
+Exit codes: 0 ok, 2 bad input (each problem named on stderr), 1 internal error, 3 (server commands)
+the FHIR server is unreachable or refused a request.
 """
 
 from __future__ import annotations
@@ -97,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--as-of", dest="as_of", help="assessment date (default: today)")
     evaluate.add_argument("--output", metavar="FILE", help="write here (atomically) instead of stdout")
 
+    from fhircac.worker.commands import add_commands
+
+    add_commands(commands)
+
     serve = commands.add_parser("serve", help="run the HTTP service under gunicorn")
     serve.add_argument("--host", help="address to bind (default FHIRCAC_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default FHIRCAC_PORT or 8080)")
@@ -109,6 +115,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _calc(args)
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command in ("writeback", "poll", "subscribe"):
+        from fhircac.worker.commands import run
+
+        return run(args)
     if args.command == "serve":
         from fhircac.web.serve import serve
 

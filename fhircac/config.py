@@ -20,6 +20,13 @@ class Settings:
     policy: str = DEFAULT_POLICY.id.value
     max_body_bytes: int = 1_048_576
     log_level: str = "info"
+    # FHIR server write-back, polling and subscriptions (client auth: fhircac.fhir.client.client_from_env)
+    fhir_base_url: str | None = None
+    poll_servers: tuple[str, ...] = ()  # default: fhir_base_url
+    state_file: str = ".fhircac/state.sqlite"
+    poll_interval: int = 30
+    hook_token: str | None = None  # shared secret HAPI sends back in the notification's Authorization header
+    hook_auth: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -50,4 +57,31 @@ class Settings:
             policy=policy,
             max_body_bytes=integer("FHIRCAC_MAX_BODY_BYTES", defaults.max_body_bytes, 1024, 64 * 1_048_576),
             log_level=(env.get("FHIRCAC_LOG_LEVEL") or defaults.log_level).lower(),
+            fhir_base_url=(env.get("FHIRCAC_FHIR_BASE_URL") or "").rstrip("/") or None,
+            poll_servers=tuple(
+                url.strip().rstrip("/")
+                for url in (env.get("FHIRCAC_POLL_SERVERS") or "").split(",")
+                if url.strip()
+            ),
+            state_file=env.get("FHIRCAC_STATE_FILE") or defaults.state_file,
+            poll_interval=integer("FHIRCAC_POLL_INTERVAL", defaults.poll_interval, 1, 86_400),
+            hook_token=env.get("FHIRCAC_HOOK_TOKEN") or None,
+            hook_auth=_switch(env, "FHIRCAC_HOOK_AUTH", True),
         )
+
+    def servers(self) -> tuple[str, ...]:
+        """The servers to poll: ``FHIRCAC_POLL_SERVERS``, else ``FHIRCAC_FHIR_BASE_URL``."""
+        if self.poll_servers:
+            return self.poll_servers
+        return (self.fhir_base_url,) if self.fhir_base_url else ()
+
+
+def _switch(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("on", "true", "1", "yes"):
+        return True
+    if raw in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: use on or off")

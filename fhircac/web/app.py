@@ -14,6 +14,7 @@ from fhircac.calc_input import calculate
 from fhircac.clinical.errors import InvalidInput, Problem
 from fhircac.config import Settings
 from fhircac.web.errors import outcome_response, register_error_handlers
+from fhircac.web.hooks import hooks
 
 core = Blueprint("core", __name__)
 
@@ -30,7 +31,11 @@ def index() -> Response:
             "service": "fhircac",
             "version": __version__,
             "policy": current_app.config["FHIRCAC"].policy,
-            "endpoints": {"GET /healthz": "liveness", "POST /calc": "interpret one calculator input (JSON)"},
+            "endpoints": {
+                "GET /healthz": "liveness",
+                "POST /calc": "interpret one calculator input (JSON)",
+                "POST /fhir-hook, PUT /fhir-hook/Observation/{id}": "FHIR Subscription notifications",
+            },
         }
     )
 
@@ -60,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.register_blueprint(core)
+    app.register_blueprint(hooks)
     register_error_handlers(app)
     logging.getLogger("fhircac").setLevel(settings.log_level.upper())
     return app

@@ -1,0 +1,188 @@
+"""Polls FHIR servers for new or changed CAC Observations and writes back an assessment for each.
+
+The query is ``Observation?code=<CAC codes>&_lastUpdated=ge<cursor − overlap>&_sort=_lastUpdated``.
+The overlap re-reads a few seconds before the cursor because a JPA server stamps ``lastUpdated``
+before its transaction commits, so a slow write can surface "in the past"; the ledger (id +
+version) makes re-reading harmless. Observations are handled in ``lastUpdated`` order, and the
+cursor advances past one only when its write succeeded or it was recorded as unassessable. When
+the server is unreachable or failing, the batch stops where it is and the loop backs off.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fhircac.clinical.policies import Policy
+from fhircac.fhir import codes
+from fhircac.fhir.client import FhirClient, FhirError, FhirUnavailable
+from fhircac.worker.state import State
+from fhircac.worker.writeback import WritebackRefused, patient_of, write_back
+
+log = logging.getLogger(__name__)
+
+CAC_CODE_PARAM = ",".join(sorted(f"{system}|{code}" for system, code in codes.CAC_CODES))
+
+
+class ServerTrouble(Exception):
+    """The server is unreachable or failing (5xx after retries): stop the batch and back off."""
+
+
+@dataclass
+class PollReport:
+    seen: int = 0
+    already: int = 0  # in the ledger from an earlier pass (the overlap, or a restart)
+    written: int = 0
+    unchanged: int = 0  # assessed, but the server already had every resource (another worker, a retry)
+    skipped: int = 0  # recorded as unassessable, with the reason, in the ledger
+    skipped_reasons: list[str] = field(default_factory=list)
+
+    def add(self, other: PollReport) -> None:
+        for name in ("seen", "already", "written", "unchanged", "skipped"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped_reasons += other.skipped_reasons
+
+
+def _since(cursor: str, overlap: float) -> str:
+    moment = datetime.fromisoformat(cursor.replace("Z", "+00:00")) - timedelta(seconds=overlap)
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Poller:
+    """One FHIR server's poller. ``server_key`` names the server in the state file."""
+
+    def __init__(
+        self,
+        client: FhirClient,
+        state: State,
+        policy: Policy,
+        *,
+        server_key: str | None = None,
+        page_size: int = 100,
+        overlap_seconds: float = 5.0,
+        on_handled: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.state = state
+        self.policy = policy
+        self.server = server_key or client.base_url
+        self.page_size = page_size
+        self.overlap = overlap_seconds
+        self.on_handled = on_handled  # (observation id, outcome): a hook for tests and metrics
+
+    def query(self) -> list[tuple[str, str]]:
+        params = [("code", CAC_CODE_PARAM), ("_sort", "_lastUpdated"), ("_count", str(self.page_size))]
+        cursor = self.state.cursor(self.server)
+        if cursor is not None:
+            params.append(("_lastUpdated", f"ge{_since(cursor, self.overlap)}"))
+        return params
+
+    def poll_once(self, stop: threading.Event | None = None) -> PollReport:
+        """Everything new since the cursor, page by page. Raises ServerTrouble to ask for a back-off."""
+        report = PollReport()
+        try:
+            for page in self.client.search("Observation", self.query()):
+                for entry in page.get("entry") or []:
+                    if stop is not None and stop.is_set():
+                        return report
+                    resource = entry.get("resource") or {}
+                    if (entry.get("search") or {}).get("mode", "match") != "match":
+                        continue
+                    if resource.get("resourceType") == "Observation":
+                        report.add(self.handle(resource))
+        except FhirUnavailable as error:
+            raise ServerTrouble(str(error)) from None
+        except FhirError as error:
+            if error.status is None or error.status >= 500:
+                raise ServerTrouble(str(error)) from None
+            raise
+        return report
+
+    def handle(self, observation: dict[str, Any]) -> PollReport:
+        """One Observation: assess and write, or record why not. Server trouble propagates."""
+        report = PollReport(seen=1)
+        observation_id = str(observation.get("id"))
+        meta = observation.get("meta") or {}
+        version = str(meta.get("versionId") or "")
+        last_updated = meta.get("lastUpdated")
+        if self.state.handled(self.server, observation_id, version):
+            report.already = 1
+            return report
+        patient = patient_of(observation)
+        outcome, reason = "skipped", None
+        if patient is None:
+            reason = "Observation.subject is not a reference to a Patient on this server"
+        else:
+            try:
+                result = write_back(self.client, patient, self.policy, scan_id=observation_id)
+                outcome = result.outcome
+            except WritebackRefused as refusal:
+                reason = refusal.reason
+            except FhirUnavailable:
+                raise
+            except FhirError as error:
+                if error.status is None or error.status >= 500:
+                    raise
+                # The server refused what fhircac sent (4xx): retrying the same data will not help.
+                reason = f"the FHIR server refused the write-back: {error}"
+        self.state.record(
+            self.server, observation_id, version, outcome, reason=reason, last_updated=last_updated
+        )
+        setattr(report, outcome, 1)
+        if reason:
+            report.skipped_reasons.append(f"Observation/{observation_id}: {reason}")
+        log.info("Observation/%s/_history/%s: %s", observation_id, version, outcome)
+        if self.on_handled is not None:
+            self.on_handled(observation_id, outcome)
+        return report
+
+
+def run_forever(
+    pollers: Sequence[Poller],
+    stop: threading.Event,
+    *,
+    interval: float = 30.0,
+    max_backoff: float = 300.0,
+    once: bool = False,
+) -> tuple[PollReport, int]:
+    """Poll every server, wait ``interval``, repeat; while a server is in trouble, back off
+    exponentially (with jitter, so several workers do not retry in step). ``once``: one pass over
+    every server. Returns the totals and how many passes ended in server trouble."""
+    total, troubles = PollReport(), 0
+    failures = {poller.server: 0 for poller in pollers}
+    next_due = {poller.server: 0.0 for poller in pollers}
+    while not stop.is_set():
+        for poller in pollers:
+            if stop.is_set() or next_due[poller.server] > time.monotonic():
+                continue
+            try:
+                report = poller.poll_once(stop)
+            except ServerTrouble as trouble:
+                troubles += 1
+                failures[poller.server] += 1
+                delay = min(max_backoff, interval * 2 ** (failures[poller.server] - 1))
+                delay *= 0.5 + random.random() / 2
+                next_due[poller.server] = time.monotonic() + delay
+                log.warning("%s; backing off %.1f s", trouble, delay)
+                continue
+            total.add(report)
+            failures[poller.server] = 0
+            next_due[poller.server] = time.monotonic() + interval
+            if report.seen - report.already:
+                log.info(
+                    "%s: %d written, %d unchanged, %d skipped",
+                    poller.client.display_base,
+                    report.written,
+                    report.unchanged,
+                    report.skipped,
+                )
+        if once:
+            break
+        stop.wait(max(0.05, min(next_due.values()) - time.monotonic()))
+    return total, troubles
