@@ -208,7 +208,13 @@ def _scan_day(resources: list[dict[str, Any]], scan_id: str) -> date:
 
 def _revoke(plan: dict[str, Any]) -> dict[str, Any]:
     """A versioned update that revokes a superseded plan: a concurrent change fails the transaction."""
-    revoked = {key: value for key, value in plan.items() if key != "meta"}
+    revoked = dict(plan)
+    # Keep what the plan claims (profile, tags, security labels); the server sets the rest anew.
+    meta = {k: v for k, v in (plan.get("meta") or {}).items() if k in ("profile", "tag", "security")}
+    if meta:
+        revoked["meta"] = meta
+    else:
+        revoked.pop("meta", None)
     revoked["status"] = "revoked"
     version = (plan.get("meta") or {}).get("versionId")
     request: dict[str, Any] = {"method": "PUT", "url": f"CarePlan/{plan['id']}"}
