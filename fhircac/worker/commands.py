@@ -116,6 +116,7 @@ def _writeback(args: argparse.Namespace, settings: Settings) -> int:
         "outcome": result.outcome,
         "created": result.created,
         "superseded": result.superseded,
+        "reactivated": result.reactivated,
     }
     print(json.dumps(line))
     return EXIT_OK

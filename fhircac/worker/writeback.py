@@ -33,7 +33,7 @@ _PATIENT_SEARCHES = (
     "Procedure?patient={p}&_count={n}",
     "FamilyMemberHistory?patient={p}&_count={n}",
 )
-_PLANS = "CarePlan?patient={p}&status=active&identifier={system}|&_count={n}"
+_PLANS = "CarePlan?patient={p}&identifier={system}|&_count={n}"  # every status: see _plan_changes
 
 
 class WritebackRefused(Exception):
@@ -52,11 +52,12 @@ class WritebackResult:
     latest: bool  # the patient's latest scan (it carries the CarePlan)
     created: list[str] = field(default_factory=list)  # "RiskAssessment/<id>", … newly created
     superseded: list[str] = field(default_factory=list)  # CarePlans revoked by this write
+    reactivated: list[str] = field(default_factory=list)  # this scan's plan, current again
     evaluation: Evaluation | None = None
 
     @property
     def outcome(self) -> str:
-        return "written" if self.created else "unchanged"
+        return "written" if self.created or self.superseded or self.reactivated else "unchanged"
 
 
 def fetch_patient(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -143,19 +144,7 @@ def _write_back_once(
             )
     produced = evaluation.produced
     bundle = produced.transaction()
-    superseded: list[str] = []
-    if produced.care_plan is not None:
-        new_identifier = produced.care_plan["identifier"][0]["value"]
-        for plan in plans:
-            values = {
-                i.get("value") for i in plan.get("identifier") or [] if i.get("system") == codes.ASSESSMENT_ID
-            }
-            if new_identifier in values:
-                continue
-            superseded.append(f"CarePlan/{plan['id']}")
-            bundle["entry"].append(_revoke(plan))
-        if superseded:
-            produced.care_plan["replaces"] = [{"reference": ref} for ref in superseded]
+    superseded, reactivated = _plan_changes(produced.care_plan, plans, bundle)
     response = client.transaction(bundle)
     created = []
     for request, answer in zip(bundle["entry"], response.get("entry") or [], strict=False):
@@ -168,7 +157,41 @@ def _write_back_once(
     if scan is not None:
         scan_text = f"Observation/{scan.id}" + (f"/_history/{scan.version}" if scan.version else "")
     is_latest = scan is not None and f"Observation/{scan.id}" == latest_ref
-    return WritebackResult(f"Patient/{patient_id}", scan_text, is_latest, created, superseded, evaluation)
+    return WritebackResult(
+        f"Patient/{patient_id}", scan_text, is_latest, created, superseded, reactivated, evaluation
+    )
+
+
+def _plan_changes(
+    new_plan: dict[str, Any] | None, plans: list[dict[str, Any]], bundle: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    """Add to ``bundle`` the updates that leave exactly this assessment's plan active.
+
+    Every other active fhircac CarePlan of the patient is revoked and named in ``replaces``. If
+    this plan exists but was revoked earlier (the policy was switched away and back), it is made
+    active again rather than left with no active plan at all.
+    """
+    if new_plan is None:
+        return [], []
+    identifier = new_plan["identifier"][0]["value"]
+    ours = [plan for plan in plans if identifier in _assessment_identifiers(plan)]
+    others = [plan for plan in plans if plan not in ours and plan.get("status") == "active"]
+    superseded = [f"CarePlan/{plan['id']}" for plan in others]
+    bundle["entry"] += [_revoke(plan) for plan in others]
+    if superseded:
+        new_plan["replaces"] = [{"reference": ref} for ref in superseded]
+    reactivated = []
+    for plan in ours:
+        if plan.get("status") != "active":
+            bundle["entry"].append(_versioned_put(plan, "active", superseded))
+            reactivated.append(f"CarePlan/{plan['id']}")
+    return superseded, reactivated
+
+
+def _assessment_identifiers(plan: dict[str, Any]) -> set[str]:
+    return {
+        str(i.get("value")) for i in plan.get("identifier") or [] if i.get("system") == codes.ASSESSMENT_ID
+    }
 
 
 def _evaluate(
@@ -207,7 +230,11 @@ def _scan_day(resources: list[dict[str, Any]], scan_id: str) -> date:
 
 
 def _revoke(plan: dict[str, Any]) -> dict[str, Any]:
-    """A versioned update that revokes a superseded plan: a concurrent change fails the transaction."""
+    return _versioned_put(plan, "revoked", [])
+
+
+def _versioned_put(plan: dict[str, Any], status: str, replaces: list[str]) -> dict[str, Any]:
+    """A versioned update of a plan's status: a concurrent change fails the whole transaction."""
     revoked = dict(plan)
     # Keep what the plan claims (profile, tags, security labels); the server sets the rest anew.
     meta = {k: v for k, v in (plan.get("meta") or {}).items() if k in ("profile", "tag", "security")}
@@ -215,7 +242,10 @@ def _revoke(plan: dict[str, Any]) -> dict[str, Any]:
         revoked["meta"] = meta
     else:
         revoked.pop("meta", None)
-    revoked["status"] = "revoked"
+    revoked["status"] = status
+    if replaces:
+        known = [r for r in plan.get("replaces") or [] if r.get("reference") not in replaces]
+        revoked["replaces"] = known + [{"reference": ref} for ref in replaces]
     version = (plan.get("meta") or {}).get("versionId")
     request: dict[str, Any] = {"method": "PUT", "url": f"CarePlan/{plan['id']}"}
     if version:

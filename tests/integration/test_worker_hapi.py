@@ -405,3 +405,23 @@ def test_hook_refuses_a_wrong_token_and_a_wrong_body(service: tuple[str, str]) -
         f"{url}/fhir-hook/Observation/x", json={"resourceType": "Observation", "id": "y"}, headers=headers
     )
     assert other_id.status_code == 400 and "does not match" in other_id.text
+
+
+def test_switching_policy_away_and_back_leaves_exactly_one_active_plan(
+    hapi: HapiServer, fhir: FhirClient, prefix: str
+) -> None:
+    patient = f"{prefix}-p"
+    seed(fhir, patient, [(f"{prefix}-scan", 150, "2026-01-10")])
+    env = _env(hapi.base_url)
+
+    def active() -> list[str]:
+        plans = care_plans(fhir, patient)
+        return [p["identifier"][0]["value"].rsplit(":", 2)[1] for p in plans if p["status"] == "active"]
+
+    for policy in ("acc-aha-2018", "lifestyle-first", "acc-aha-2018"):
+        run = fhircac("writeback", "--patient", patient, "--policy", policy, env=env)
+        assert run.returncode == 0, run.stderr
+        assert active() == [policy]
+    result = json.loads(run.stdout)
+    assert result["reactivated"] and result["superseded"] and result["created"] == []
+    assert len(care_plans(fhir, patient)) == 2
