@@ -106,20 +106,24 @@ def fresh(bundle: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=200)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="the worker's (fhircac poll --concurrency)"
+    )
     args = parser.parse_args()
     policy = get_policy("acc-aha-2018")
     with tempfile.TemporaryDirectory() as folder, HapiServer(log_path=Path(folder) / "hapi.log") as server:
         client = Recording(server.base_url)
         client.writes = []
         state = State(Path(folder) / "state.sqlite")
-        poller = Poller(client, state, policy, page_size=100)
-        seed(client, "warm", 30)  # JIT warm-up of both sides: not timed
+        poller = Poller(client, state, policy, concurrency=args.concurrency)  # page size: poll's default
+        seed(client, "warm", args.patients)  # JIT warm-up of both sides: not timed
         poller.poll_once()
         results = []
         for round_number in range(args.rounds):
             prefix = f"r{round_number}"
             seed(client, prefix, args.patients)
+            time.sleep(5)  # let HAPI finish the work the seeding queued, so it does not bill the worker
             client.writes = []
             before = client.requests_sent
             started = time.perf_counter()
@@ -127,6 +131,7 @@ def main() -> int:
             worker_seconds = time.perf_counter() - started
             requests_sent = client.requests_sent - before
             assert report.written == args.patients, f"round {round_number}: {report}"
+            time.sleep(5)  # the same settling time for the baseline
             baseline = FhirClient(server.base_url)
             bundles = [fresh(bundle) for bundle in client.writes]
             started = time.perf_counter()

@@ -57,7 +57,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     poll.add_argument("--state", help="SQLite state file (default FHIRCAC_STATE_FILE)")
     poll.add_argument("--interval", type=float, help="seconds between passes (default FHIRCAC_POLL_INTERVAL)")
-    poll.add_argument("--page-size", type=int, default=100, help="Observations per search page")
+    poll.add_argument("--page-size", type=int, default=500, help="Observations per search page (1-1000)")
+    poll.add_argument(
+        "--concurrency", type=int, default=2, help="patients handled at once per page (1-16; default 2)"
+    )
     poll.add_argument("--once", action="store_true", help="one pass over every server, then exit")
     poll.add_argument("--policy", help="acc-aha-2018 (default) or lifestyle-first")
 
@@ -133,9 +136,14 @@ def _poll(args: argparse.Namespace, settings: Settings) -> int:
         )
     if args.page_size < 1 or args.page_size > 1000:
         raise ConfigError("--page-size must be 1-1000")
+    if args.concurrency < 1 or args.concurrency > 16:
+        raise ConfigError("--concurrency must be 1-16")
     policy = get_policy(args.policy or settings.policy)
     state = State(args.state or settings.state_file)
-    pollers = [Poller(_client(url, settings), state, policy, page_size=args.page_size) for url in servers]
+    pollers = [
+        Poller(_client(url, settings), state, policy, page_size=args.page_size, concurrency=args.concurrency)
+        for url in servers
+    ]
     stop = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,11 +24,16 @@ from fhircac.clinical.policies import Policy
 from fhircac.fhir import codes
 from fhircac.fhir.client import FhirClient, FhirError, FhirUnavailable
 from fhircac.worker.state import State
-from fhircac.worker.writeback import WritebackRefused, patient_of, write_back
+from fhircac.worker.writeback import PatientData, WritebackRefused, fetch_patients, patient_of, write_back
 
 log = logging.getLogger(__name__)
 
+PREFETCH_PATIENTS = 100
 CAC_CODE_PARAM = ",".join(sorted(f"{system}|{code}" for system, code in codes.CAC_CODES))
+
+
+class _Stopped(Exception):
+    """A stop was requested between two Observations."""
 
 
 class ServerTrouble(Exception):
@@ -64,8 +70,9 @@ class Poller:
         policy: Policy,
         *,
         server_key: str | None = None,
-        page_size: int = 100,
+        page_size: int = 500,
         overlap_seconds: float = 5.0,
+        concurrency: int = 2,
         on_handled: Callable[[str, str], None] | None = None,
     ) -> None:
         self.client = client
@@ -74,28 +81,42 @@ class Poller:
         self.server = server_key or client.base_url
         self.page_size = page_size
         self.overlap = overlap_seconds
+        self.concurrency = concurrency
         self.on_handled = on_handled  # (observation id, outcome): a hook for tests and metrics
 
     def query(self) -> list[tuple[str, str]]:
-        params = [("code", CAC_CODE_PARAM), ("_sort", "_lastUpdated"), ("_count", str(self.page_size))]
+        params = [
+            ("code", CAC_CODE_PARAM),
+            ("_sort", "_lastUpdated"),
+            ("_count", str(self.page_size)),
+            ("_elements", "subject"),  # id and meta come anyway; write-back reads the rest itself
+        ]
         cursor = self.state.cursor(self.server)
         if cursor is not None:
             params.append(("_lastUpdated", f"ge{_since(cursor, self.overlap)}"))
         return params
 
     def poll_once(self, stop: threading.Event | None = None) -> PollReport:
-        """Everything new since the cursor, page by page. Raises ServerTrouble to ask for a back-off."""
+        """Everything new since the cursor, page by page. Raises ServerTrouble to ask for a back-off.
+
+        A page's patients are handled ``concurrency`` at a time (one patient's Observations in
+        order, by one thread), so fhircac's reading and assessing overlap the server's writing.
+        The cursor moves past a page only once every Observation on it is handled.
+        """
         report = PollReport()
         try:
             for page in self.client.search("Observation", self.query()):
-                for entry in page.get("entry") or []:
-                    if stop is not None and stop.is_set():
-                        return report
-                    resource = entry.get("resource") or {}
-                    if (entry.get("search") or {}).get("mode", "match") != "match":
-                        continue
-                    if resource.get("resourceType") == "Observation":
-                        report.add(self.handle(resource))
+                observations = [
+                    entry["resource"]
+                    for entry in page.get("entry") or []
+                    if (entry.get("search") or {}).get("mode", "match") == "match"
+                    and (entry.get("resource") or {}).get("resourceType") == "Observation"
+                ]
+                if not self._handle_page(observations, report, stop):
+                    return report
+                last = (observations[-1].get("meta") or {}).get("lastUpdated") if observations else None
+                if last:
+                    self.state.advance(self.server, last)
         except FhirUnavailable as error:
             raise ServerTrouble(str(error)) from None
         except FhirError as error:
@@ -104,13 +125,68 @@ class Poller:
             raise
         return report
 
-    def handle(self, observation: dict[str, Any]) -> PollReport:
+    def _handle_page(
+        self, observations: list[dict[str, Any]], report: PollReport, stop: threading.Event | None
+    ) -> bool:
+        """True when every Observation of the page was handled (none left for a stop request)."""
+        prefetched = self._prefetch(observations)
+        by_patient: dict[str, list[dict[str, Any]]] = {}
+        for observation in observations:
+            by_patient.setdefault(patient_of(observation) or f"?{observation.get('id')}", []).append(
+                observation
+            )
+
+        def handle_patient(patient: str, mine: list[dict[str, Any]]) -> PollReport:
+            result = PollReport()
+            # The prefetch serves the patient's first Observation only: after that write the
+            # server holds more (a new CarePlan) than the prefetch saw.
+            data = prefetched.get(patient)
+            for observation in mine:
+                if stop is not None and stop.is_set():
+                    raise _Stopped
+                result.add(self.handle(observation, prefetched=data))
+                data = None
+            return result
+
+        complete = True
+        failure: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            futures = [pool.submit(handle_patient, patient, mine) for patient, mine in by_patient.items()]
+            for future in as_completed(futures):
+                try:
+                    report.add(future.result())
+                except _Stopped:
+                    complete = False
+                except BaseException as error:  # re-raised below, after the other threads finish
+                    if failure is None:
+                        failure = error
+                        for other in futures:
+                            other.cancel()
+        if failure is not None:
+            raise failure
+        return complete
+
+    def _prefetch(self, observations: list[dict[str, Any]]) -> dict[str, PatientData]:
+        """The data of the page's not-yet-handled patients, in one request per hundred patients."""
+        patients = []
+        for observation in observations:
+            meta = observation.get("meta") or {}
+            if self.state.handled(self.server, str(observation.get("id")), str(meta.get("versionId") or "")):
+                continue
+            patient = patient_of(observation)
+            if patient is not None and patient not in patients:
+                patients.append(patient)
+        data: dict[str, PatientData] = {}
+        for start in range(0, len(patients), PREFETCH_PATIENTS):
+            data.update(fetch_patients(self.client, patients[start : start + PREFETCH_PATIENTS]))
+        return data
+
+    def handle(self, observation: dict[str, Any], prefetched: PatientData | None = None) -> PollReport:
         """One Observation: assess and write, or record why not. Server trouble propagates."""
         report = PollReport(seen=1)
         observation_id = str(observation.get("id"))
         meta = observation.get("meta") or {}
         version = str(meta.get("versionId") or "")
-        last_updated = meta.get("lastUpdated")
         if self.state.handled(self.server, observation_id, version):
             report.already = 1
             return report
@@ -120,7 +196,9 @@ class Poller:
             reason = "Observation.subject is not a reference to a Patient on this server"
         else:
             try:
-                result = write_back(self.client, patient, self.policy, scan_id=observation_id)
+                result = write_back(
+                    self.client, patient, self.policy, scan_id=observation_id, prefetched=prefetched
+                )
                 outcome = result.outcome
             except WritebackRefused as refusal:
                 reason = refusal.reason
@@ -131,9 +209,7 @@ class Poller:
                     raise
                 # The server refused what fhircac sent (4xx): retrying the same data will not help.
                 reason = f"the FHIR server refused the write-back: {error}"
-        self.state.record(
-            self.server, observation_id, version, outcome, reason=reason, last_updated=last_updated
-        )
+        self.state.record(self.server, observation_id, version, outcome, reason=reason)
         setattr(report, outcome, 1)
         if reason:
             report.skipped_reasons.append(f"Observation/{observation_id}: {reason}")

@@ -1,19 +1,23 @@
 """The worker's durable state in SQLite: a cursor per FHIR server and a ledger of handled Observations.
 
-The cursor is the server's own ``meta.lastUpdated`` of the last Observation handled, kept as the raw
-string the server sent (re-serialising it can change its precision). It only moves forward, and only
-in the same SQLite transaction that records the Observation as handled, so a crash between a write
-and its ledger row makes the worker redo that Observation, which write-back makes harmless.
+The cursor is the server's own ``meta.lastUpdated`` of the last Observation of a fully handled
+search page, kept as the raw string the server sent (re-serialising it can change its precision).
+It only moves forward. An Observation enters the ledger after its write succeeded, so a crash
+between the write and the ledger row makes the worker redo it, which write-back makes harmless;
+a crash within a page makes the worker re-read the page and skip what the ledger already holds.
 The ledger holds ids and versions only: no names, identifiers or dates of birth.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursor (
@@ -49,55 +53,61 @@ def instant_epoch(text: str) -> float:
 
 
 class State:
-    """One SQLite file; safe to share between processes (WAL, busy timeout)."""
+    """One SQLite file; safe to share between processes (WAL, busy timeout) and threads (a lock)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
+
+    def _rows(self, query: str, parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._db.execute(query, parameters).fetchall()
+
+    def _write(self, query: str, parameters: Sequence[Any]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(query, parameters)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def cursor(self, server: str) -> str | None:
-        row = self._db.execute("SELECT last_updated FROM cursor WHERE server = ?", (server,)).fetchone()
-        return str(row[0]) if row else None
+        rows = self._rows("SELECT last_updated FROM cursor WHERE server = ?", (server,))
+        return str(rows[0][0]) if rows else None
 
     def handled(self, server: str, observation: str, version: str) -> bool:
-        row = self._db.execute(
-            "SELECT 1 FROM ledger WHERE server = ? AND observation = ? AND version = ?",
-            (server, observation, version),
-        ).fetchone()
-        return row is not None
+        query = "SELECT 1 FROM ledger WHERE server = ? AND observation = ? AND version = ?"
+        return bool(self._rows(query, (server, observation, version)))
 
     def record(
-        self,
-        server: str,
-        observation: str,
-        version: str,
-        outcome: str,
-        *,
-        reason: str | None = None,
-        last_updated: str | None = None,
+        self, server: str, observation: str, version: str, outcome: str, *, reason: str | None = None
     ) -> None:
-        """Ledger row and cursor advance in one transaction; the cursor never moves backwards."""
-        with self._transaction():
-            self._db.execute(
-                "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?, ?)",
-                (server, observation, version, outcome, reason, time.time()),
-            )
-            if last_updated is not None:
-                epoch = instant_epoch(last_updated)
-                self._db.execute(
-                    "INSERT INTO cursor VALUES (?, ?, ?) ON CONFLICT(server) DO UPDATE SET "
-                    "last_updated = excluded.last_updated, last_updated_epoch = excluded.last_updated_epoch "
-                    "WHERE excluded.last_updated_epoch > cursor.last_updated_epoch",
-                    (server, last_updated, epoch),
-                )
+        """The Observation is handled: written, unchanged, or skipped for ``reason``."""
+        self._write(
+            "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?, ?)",
+            (server, observation, version, outcome, reason, time.time()),
+        )
+
+    def advance(self, server: str, last_updated: str) -> None:
+        """Move the cursor to ``last_updated`` (the server's raw string); never backwards."""
+        self._write(
+            "INSERT INTO cursor VALUES (?, ?, ?) ON CONFLICT(server) DO UPDATE SET "
+            "last_updated = excluded.last_updated, last_updated_epoch = excluded.last_updated_epoch "
+            "WHERE excluded.last_updated_epoch > cursor.last_updated_epoch",
+            (server, last_updated, instant_epoch(last_updated)),
+        )
 
     def entries(self, server: str | None = None, outcome: str | None = None) -> list[LedgerEntry]:
         query = "SELECT server, observation, version, outcome, reason, handled_at FROM ledger WHERE 1=1"
@@ -108,19 +118,4 @@ class State:
         if outcome is not None:
             query += " AND outcome = ?"
             parameters.append(outcome)
-        rows = self._db.execute(query + " ORDER BY handled_at", parameters).fetchall()
-        return [LedgerEntry(*row) for row in rows]
-
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return [LedgerEntry(*row) for row in self._rows(query + " ORDER BY handled_at", parameters)]

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 from fhircac.clinical.policies import Policy
 from fhircac.evaluate import Evaluation, evaluate
 from fhircac.fhir import codes
-from fhircac.fhir.client import FhirClient, VersionConflict
+from fhircac.fhir.client import FhirClient, FhirError, VersionConflict, outcome_message
 from fhircac.fhir.issues import Issue, has_errors
 
 log = logging.getLogger(__name__)
@@ -60,41 +60,68 @@ class WritebackResult:
         return "written" if self.created or self.superseded or self.reactivated else "unchanged"
 
 
-def fetch_patient(client: FhirClient, patient_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(resources the reader needs, the patient's active fhircac CarePlans), in one batch request."""
-    reference = quote(f"Patient/{patient_id}", safe="")
-    urls = [f"Patient/{quote(patient_id, safe='')}"]
-    urls += [search.format(p=reference, n=SEARCH_COUNT) for search in _PATIENT_SEARCHES]
-    urls.append(_PLANS.format(p=reference, system=quote(codes.ASSESSMENT_ID, safe=""), n=SEARCH_COUNT))
+@dataclass(frozen=True)
+class PatientData:
+    """What the server holds for one patient: the reader's resources and its fhircac CarePlans."""
+
+    resources: list[dict[str, Any]]
+    plans: list[dict[str, Any]]
+
+
+def fetch_patients(client: FhirClient, patient_ids: list[str]) -> dict[str, PatientData]:
+    """Everything the reader needs for several patients in one batch request of eight searches.
+
+    A patient the server does not have is absent from the result. The poller prefetches a page's
+    patients this way: eight searches for a hundred patients cost the server far less than eight
+    each.
+    """
+    ids = list(dict.fromkeys(patient_ids))
+    references = quote(",".join(f"Patient/{pid}" for pid in ids), safe=",")
+    urls = [f"Patient?_id={quote(','.join(ids), safe=',')}&_count={SEARCH_COUNT}"]
+    urls += [search.format(p=references, n=SEARCH_COUNT) for search in _PATIENT_SEARCHES]
+    urls.append(_PLANS.format(p=references, system=quote(codes.ASSESSMENT_ID, safe=""), n=SEARCH_COUNT))
     batch = {
         "resourceType": "Bundle",
         "type": "batch",
         "entry": [{"request": {"method": "GET", "url": url}} for url in urls],
     }
-    response = client.transaction(batch)
-    entries = response.get("entry") or []
+    entries = client.transaction(batch).get("entry") or []
     if len(entries) != len(urls):
-        raise WritebackRefused(f"the server answered {len(entries)} of {len(urls)} batch searches")
-    patient_entry = entries[0]
-    status = str((patient_entry.get("response") or {}).get("status", ""))
-    if not status.startswith("200") or "resource" not in patient_entry:
-        raise WritebackRefused(
-            f"Patient/{patient_id} could not be read from the server ({status or 'no status'})"
-        )
-    resources: list[dict[str, Any]] = [patient_entry["resource"]]
-    plans: list[dict[str, Any]] = []
-    for url, entry in zip(urls[1:], entries[1:], strict=True):
+        raise FhirError(f"the FHIR server answered {len(entries)} of {len(urls)} searches of a batch")
+    found: dict[str, list[dict[str, Any]]] = {url: [] for url in urls}
+    for url, entry in zip(urls, entries, strict=True):
         status = str((entry.get("response") or {}).get("status", ""))
         bundle = entry.get("resource") or {}
         if not status.startswith("200") or bundle.get("resourceType") != "Bundle":
-            raise WritebackRefused(
-                f"the server refused the search {url.split('?')[0]} ({status or 'no status'})"
+            detail = outcome_message(bundle) if bundle.get("resourceType") == "OperationOutcome" else status
+            raise FhirError(
+                f"the FHIR server refused the search {url.split('?')[0]}: {detail or 'no status'}"
             )
-        found = [e["resource"] for e in bundle.get("entry") or [] if "resource" in e]
-        for page in client.pages_after(bundle):
-            found += [e["resource"] for e in page.get("entry") or [] if "resource" in e]
-        (plans if url.startswith("CarePlan") else resources).extend(found)
-    return resources, plans
+        pages = [bundle, *client.pages_after(bundle)]
+        found[url] = [e["resource"] for page in pages for e in page.get("entry") or [] if "resource" in e]
+    medications = {
+        f"Medication/{r['id']}": r
+        for r in found[urls[2]] + found[urls[3]]
+        if r.get("resourceType") == "Medication"
+    }
+    data = {
+        str(patient["id"]): PatientData([patient], [])
+        for patient in found[urls[0]]
+        if patient.get("resourceType") == "Patient"
+    }
+    for url in urls[1:]:
+        for resource in found[url]:
+            owner = data.get(patient_of(resource) or "")
+            if owner is None:
+                continue  # an _include (Medication), or a resource of a patient not asked for
+            if resource.get("resourceType") == "CarePlan":
+                owner.plans.append(resource)
+                continue
+            owner.resources.append(resource)
+            medication = str((resource.get("medicationReference") or {}).get("reference") or "")
+            if medication in medications and medications[medication] not in owner.resources:
+                owner.resources.append(medications[medication])
+    return data
 
 
 def write_back(
@@ -105,13 +132,16 @@ def write_back(
     scan_id: str | None = None,
     today: date | None = None,
     recorded: datetime | None = None,
+    prefetched: PatientData | None = None,
 ) -> WritebackResult:
     """Assess ``patient_id`` and write the result; ``scan_id`` names the CAC Observation to assess
-    (default: the latest). Version conflicts on the superseded CarePlan are retried."""
+    (default: the latest). ``prefetched``: the patient's data read just before (``fetch_patients``).
+    Version conflicts on a superseded CarePlan are retried with freshly read data."""
     for attempt in range(MAX_CONFLICT_RETRIES + 1):
         try:
-            return _write_back_once(client, patient_id, policy, scan_id, today, recorded)
+            return _write_back_once(client, patient_id, policy, scan_id, today, recorded, prefetched)
         except VersionConflict:
+            prefetched = None
             if attempt == MAX_CONFLICT_RETRIES:
                 raise
             log.info("version conflict while writing back; re-reading (attempt %d)", attempt + 2)
@@ -125,10 +155,14 @@ def _write_back_once(
     scan_id: str | None,
     today: date | None,
     recorded: datetime | None,
+    prefetched: PatientData | None,
 ) -> WritebackResult:
     recorded = recorded or datetime.now(UTC).replace(microsecond=0)
     today = today or recorded.date()
-    resources, plans = fetch_patient(client, patient_id)
+    data = prefetched or fetch_patients(client, [patient_id]).get(patient_id)
+    if data is None:
+        raise WritebackRefused(f"Patient/{patient_id} is not on the FHIR server")
+    resources, plans = data.resources, data.plans
     evaluation = _evaluate(resources, policy, today, recorded, care_plan=True)
     latest = evaluation.read.current_scan
     if latest is None:
@@ -254,8 +288,10 @@ def _versioned_put(plan: dict[str, Any], status: str, replaces: list[str]) -> di
 
 
 def patient_of(observation: dict[str, Any]) -> str | None:
-    """The Patient id an Observation is about, when its subject is a plain ``Patient/<id>`` reference."""
-    reference = str((observation.get("subject") or {}).get("reference") or "")
+    """The Patient id a resource is about (``subject``, or ``patient`` for FamilyMemberHistory),
+    when it is a plain ``Patient/<id>`` reference."""
+    element = observation.get("subject") or observation.get("patient") or {}
+    reference = str(element.get("reference") or "") if isinstance(element, dict) else ""
     if "/_history/" in reference:
         reference = reference.split("/_history/")[0]
     parts = reference.rstrip("/").split("/")

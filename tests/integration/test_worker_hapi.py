@@ -192,7 +192,7 @@ def test_writeback_refusals_name_the_reason(hapi: HapiServer, fhir: FhirClient, 
     env = _env(hapi.base_url)
     missing = fhircac("writeback", "--patient", f"{prefix}-nobody", env=env)
     assert missing.returncode == 2
-    assert f"Patient/{prefix}-nobody could not be read" in missing.stderr
+    assert f"Patient/{prefix}-nobody is not on the FHIR server" in missing.stderr
 
     seed(fhir, f"{prefix}-p", [(f"{prefix}-scan", 250, "2026-02-01")], unit_code="mg")
     bad_unit = fhircac("writeback", "--patient", f"{prefix}-p", env=env)
