@@ -28,7 +28,7 @@ from fhircac.worker.writeback import PatientData, WritebackRefused, fetch_patien
 
 log = logging.getLogger(__name__)
 
-PREFETCH_PATIENTS = 100
+CHUNK_PATIENTS = 25  # patients read per batch request
 CAC_CODE_PARAM = ",".join(sorted(f"{system}|{code}" for system, code in codes.CAC_CODES))
 
 
@@ -128,34 +128,46 @@ class Poller:
     def _handle_page(
         self, observations: list[dict[str, Any]], report: PollReport, stop: threading.Event | None
     ) -> bool:
-        """True when every Observation of the page was handled (none left for a stop request)."""
-        prefetched = self._prefetch(observations)
+        """True when every Observation of the page was handled (none left for a stop request).
+
+        The page's patients go in chunks; a thread reads its chunk's data in one batch request,
+        then handles each patient's Observations in order. With two threads, one chunk's reading
+        overlaps the other's writing.
+        """
         by_patient: dict[str, list[dict[str, Any]]] = {}
         for observation in observations:
             by_patient.setdefault(patient_of(observation) or f"?{observation.get('id')}", []).append(
                 observation
             )
+        patients = list(by_patient.items())
+        chunks = [patients[i : i + CHUNK_PATIENTS] for i in range(0, len(patients), CHUNK_PATIENTS)]
 
-        def handle_patient(patient: str, mine: list[dict[str, Any]]) -> PollReport:
+        def handle_chunk(chunk: list[tuple[str, list[dict[str, Any]]]]) -> PollReport:
             result = PollReport()
-            # The prefetch serves the patient's first Observation only: after that write the
-            # server holds more (a new CarePlan) than the prefetch saw.
-            data = prefetched.get(patient)
-            for observation in mine:
-                if stop is not None and stop.is_set():
-                    raise _Stopped
-                result.add(self.handle(observation, prefetched=data))
-                data = None
+            wanted = [patient for patient, mine in chunk if any(not self._handled(o) for o in mine)]
+            prefetched = (
+                fetch_patients(self.client, [p for p in wanted if not p.startswith("?")]) if wanted else {}
+            )
+            for patient, mine in chunk:
+                # The prefetch serves the patient's first Observation only: after that write the
+                # server holds more (a new CarePlan) than the prefetch saw.
+                data = prefetched.get(patient)
+                for observation in mine:
+                    if stop is not None and stop.is_set():
+                        raise _Stopped(result)
+                    result.add(self.handle(observation, prefetched=data))
+                    data = None
             return result
 
         complete = True
         failure: BaseException | None = None
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            futures = [pool.submit(handle_patient, patient, mine) for patient, mine in by_patient.items()]
+            futures = [pool.submit(handle_chunk, chunk) for chunk in chunks]
             for future in as_completed(futures):
                 try:
                     report.add(future.result())
-                except _Stopped:
+                except _Stopped as stopped:
+                    report.add(stopped.args[0])
                     complete = False
                 except BaseException as error:  # re-raised below, after the other threads finish
                     if failure is None:
@@ -166,20 +178,9 @@ class Poller:
             raise failure
         return complete
 
-    def _prefetch(self, observations: list[dict[str, Any]]) -> dict[str, PatientData]:
-        """The data of the page's not-yet-handled patients, in one request per hundred patients."""
-        patients = []
-        for observation in observations:
-            meta = observation.get("meta") or {}
-            if self.state.handled(self.server, str(observation.get("id")), str(meta.get("versionId") or "")):
-                continue
-            patient = patient_of(observation)
-            if patient is not None and patient not in patients:
-                patients.append(patient)
-        data: dict[str, PatientData] = {}
-        for start in range(0, len(patients), PREFETCH_PATIENTS):
-            data.update(fetch_patients(self.client, patients[start : start + PREFETCH_PATIENTS]))
-        return data
+    def _handled(self, observation: dict[str, Any]) -> bool:
+        version = str((observation.get("meta") or {}).get("versionId") or "")
+        return self.state.handled(self.server, str(observation.get("id")), version)
 
     def handle(self, observation: dict[str, Any], prefetched: PatientData | None = None) -> PollReport:
         """One Observation: assess and write, or record why not. Server trouble propagates."""
