@@ -1,0 +1,251 @@
+"""The worker's logic without a server: state, cursor rules, error classes, hook answers.
+
+The guarantees themselves (exactly once across SIGKILL, outages, two workers) are shown against a
+real HAPI server in tests/integration/test_worker_hapi.py; these tests pin the rules that make them
+hold, with a scripted stand-in for the FHIR client and for write-back.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fhircac.clinical.policies import get_policy
+from fhircac.config import ConfigError, Settings
+from fhircac.fhir.client import FhirError, FhirUnavailable
+from fhircac.web.app import create_app
+from fhircac.worker import poller as poller_module
+from fhircac.worker.poller import Poller, ServerTrouble, _since
+from fhircac.worker.state import State, instant_epoch
+from fhircac.worker.subscription import CRITERIA, notify, subscription_resource
+from fhircac.worker.writeback import WritebackRefused, WritebackResult, patient_of
+
+POLICY = get_policy("acc-aha-2018")
+
+
+def observation(n: int, patient: str | None = None, version: str = "1") -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "id": f"o{n}",
+        "meta": {"versionId": version, "lastUpdated": f"2026-11-21T10:00:{n:02d}.000+00:00"},
+        "subject": {"reference": f"Patient/{patient or f'p{n}'}"},
+    }
+
+
+class ScriptedClient:
+    """Serves search pages; records what the poller asked."""
+
+    base_url = display_base = "http://127.0.0.1:1/fhir"
+
+    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+        self.pages = pages
+        self.queries: list[Any] = []
+
+    def search(self, resource_type: str, params: Any) -> Iterator[dict[str, Any]]:
+        self.queries.append(params)
+        for page in self.pages:
+            yield {
+                "resourceType": "Bundle",
+                "entry": [{"resource": r, "search": {"mode": "match"}} for r in page],
+            }
+
+
+@pytest.fixture
+def state() -> Iterator[State]:
+    store = State(":memory:")
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def outcomes(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Observation id → what write-back does for it: "written", an exception, … (default written)."""
+    script: dict[str, Any] = {}
+    monkeypatch.setattr(poller_module, "fetch_patients", lambda client, ids: {})
+
+    def write_back(
+        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any
+    ) -> WritebackResult:
+        action = script.get(scan_id, "written")
+        if isinstance(action, BaseException):
+            raise action
+        return WritebackResult(f"Patient/{patient}", f"Observation/{scan_id}", True, ["RiskAssessment/x"])
+
+    monkeypatch.setattr(poller_module, "write_back", write_back)
+    return script
+
+
+# -- state -------------------------------------------------------------------------------------------
+
+
+def test_cursor_only_moves_forward_and_keeps_the_servers_string(state: State) -> None:
+    assert state.cursor("s") is None
+    state.advance("s", "2026-11-21T10:00:05.120+00:00")
+    state.advance("s", "2026-11-21T10:00:01Z")  # earlier: ignored
+    assert state.cursor("s") == "2026-11-21T10:00:05.120+00:00"
+    state.advance("s", "2026-11-21T11:00:05.120+01:00")  # the same instant in another zone: not later
+    assert state.cursor("s") == "2026-11-21T10:00:05.120+00:00"
+    state.advance("s", "2026-11-21T10:00:05.121Z")
+    assert state.cursor("s") == "2026-11-21T10:00:05.121Z"
+    assert state.cursor("other") is None
+
+
+def test_ledger_is_per_server_id_and_version(state: State) -> None:
+    state.record("s", "o1", "1", "written")
+    state.record("s", "o2", "1", "skipped", reason="no score")
+    assert state.handled("s", "o1", "1")
+    assert not state.handled("s", "o1", "2")  # a corrected Observation is new work
+    assert not state.handled("t", "o1", "1")
+    assert [(e.observation, e.reason) for e in state.entries("s", "skipped")] == [("o2", "no score")]
+
+
+def test_state_is_safe_across_threads(tmp_path: Any) -> None:
+    store = State(tmp_path / "state.sqlite")
+
+    def work(n: int) -> None:
+        for i in range(50):
+            store.record("s", f"o{n}-{i}", "1", "written")
+            store.advance("s", f"2026-11-21T10:{n:02d}:{i:02d}Z")
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(store.entries("s")) == 400
+    assert store.cursor("s") == "2026-11-21T10:07:49Z"
+    store.close()
+
+
+def test_instants_and_the_overlap_window() -> None:
+    assert instant_epoch("2026-11-21T10:00:00Z") == instant_epoch("2026-11-21T11:00:00+01:00")
+    assert _since("2026-11-21T10:00:03.250+00:00", 5) == "2026-11-21T09:59:58.250Z"
+
+
+# -- poller ------------------------------------------------------------------------------------------
+
+
+def test_a_pass_handles_every_page_then_moves_the_cursor(state: State, outcomes: dict[str, Any]) -> None:
+    client = ScriptedClient([[observation(1), observation(2)], [observation(3)]])
+    report = Poller(client, state, POLICY).poll_once()  # type: ignore[arg-type]
+    assert (report.seen, report.written) == (3, 3)
+    assert state.cursor(Poller(client, state, POLICY).server) == "2026-11-21T10:00:03.000+00:00"  # type: ignore[arg-type]
+    again = Poller(client, state, POLICY).poll_once()  # type: ignore[arg-type]
+    assert (again.seen, again.already, again.written) == (3, 3, 0)
+    query = dict(Poller(client, state, POLICY).query())  # type: ignore[arg-type]
+    assert query["_lastUpdated"] == "ge2026-11-21T09:59:58.000Z"  # cursor minus the overlap
+    assert query["_sort"] == "_lastUpdated"
+
+
+def test_server_trouble_stops_the_pass_without_moving_the_cursor(
+    state: State, outcomes: dict[str, Any]
+) -> None:
+    outcomes["o2"] = FhirUnavailable("FHIR server http://127.0.0.1:1/fhir unavailable")
+    client = ScriptedClient([[observation(1), observation(2), observation(3)]])
+    poller = Poller(client, state, POLICY, concurrency=1)  # type: ignore[arg-type]
+    with pytest.raises(ServerTrouble, match="unavailable"):
+        poller.poll_once()
+    assert state.cursor(poller.server) is None
+    assert state.handled(poller.server, "o1", "1") and not state.handled(poller.server, "o2", "1")
+    outcomes["o2"] = FhirError("HTTP 503", status=503)
+    with pytest.raises(ServerTrouble):
+        poller.poll_once()
+    del outcomes["o2"]
+    report = poller.poll_once()
+    assert (report.already, report.written) == (1, 2)
+    assert state.cursor(poller.server) == "2026-11-21T10:00:03.000+00:00"
+
+
+def test_unassessable_or_refused_observations_are_recorded_and_passed(
+    state: State, outcomes: dict[str, Any]
+) -> None:
+    outcomes["o1"] = WritebackRefused(
+        "Observation.valueQuantity.code: 'mg' is not a unit for an Agatston score"
+    )
+    outcomes["o2"] = FhirError("POST /fhir → HTTP 422: business rule", status=422)
+    no_patient = {**observation(3), "subject": {"reference": "Group/g1"}}
+    client = ScriptedClient([[observation(1), observation(2), no_patient, observation(4)]])
+    poller = Poller(client, state, POLICY)  # type: ignore[arg-type]
+    report = poller.poll_once()
+    assert (report.skipped, report.written) == (3, 1)
+    reasons = {e.observation: e.reason for e in state.entries(outcome="skipped")}
+    assert "'mg' is not a unit" in (reasons["o1"] or "")
+    assert "refused the write-back" in (reasons["o2"] or "") and "422" in (reasons["o2"] or "")
+    assert "not a reference to a Patient" in (reasons["o3"] or "")
+    assert state.cursor(poller.server) == "2026-11-21T10:00:04.000+00:00"
+
+
+def test_a_patient_with_several_observations_on_a_page_is_handled_in_order(
+    state: State, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str, bool]] = []
+    monkeypatch.setattr(poller_module, "fetch_patients", lambda client, ids: dict.fromkeys(ids, "data"))
+
+    def write_back(
+        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any
+    ) -> WritebackResult:
+        seen.append((scan_id, prefetched is not None))
+        return WritebackResult(f"Patient/{patient}", scan_id, True)
+
+    monkeypatch.setattr(poller_module, "write_back", write_back)
+    page = [observation(1, "a"), observation(2, "b"), observation(3, "a")]
+    Poller(ScriptedClient([page]), state, POLICY, concurrency=4).poll_once()  # type: ignore[arg-type]
+    mine = [entry for entry in seen if entry[0] in ("o1", "o3")]
+    # the prefetch serves a patient's first Observation only; the second reads fresh data
+    assert mine == [("o1", True), ("o3", False)]
+
+
+def test_a_notification_never_moves_the_cursor(state: State, outcomes: dict[str, Any]) -> None:
+    """Else a notification for a new Observation would let the poller skip older unhandled ones."""
+    poller = Poller(ScriptedClient([]), state, POLICY)  # type: ignore[arg-type]
+    report = notify(poller, observation(9))
+    assert report.written == 1 and state.handled(poller.server, "o9", "1")
+    assert state.cursor(poller.server) is None
+
+
+def test_patient_of_reads_plain_patient_references_only() -> None:
+    assert patient_of({"subject": {"reference": "Patient/p1"}}) == "p1"
+    assert patient_of({"subject": {"reference": "http://127.0.0.1/fhir/Patient/p1/_history/2"}}) == "p1"
+    assert patient_of({"patient": {"reference": "Patient/p2"}}) == "p2"  # FamilyMemberHistory
+    assert patient_of({"subject": {"reference": "Group/g"}}) is None
+    assert patient_of({"subject": {"display": "someone"}}) is None
+    assert patient_of({"subject": "Patient/p1"}) is None
+
+
+def test_subscription_resource_asks_for_every_cac_code() -> None:
+    resource = subscription_resource("http://127.0.0.1:9/fhir-hook", token="s3cret")
+    assert resource["criteria"] == CRITERIA and CRITERIA.count("|") == 3
+    assert resource["channel"]["header"] == ["Authorization: Bearer s3cret"]
+    assert "payload" not in subscription_resource("http://127.0.0.1:9/fhir-hook", payload=False)["channel"]
+
+
+# -- settings and the hook endpoint -----------------------------------------------------------------
+
+
+def test_settings_for_the_worker() -> None:
+    settings = Settings.from_env({"FHIRCAC_FHIR_BASE_URL": "http://127.0.0.1:8090/fhir/"})
+    assert settings.servers() == ("http://127.0.0.1:8090/fhir",)
+    several = Settings.from_env({"FHIRCAC_POLL_SERVERS": "http://127.0.0.1:1/fhir, http://127.0.0.1:2/fhir"})
+    assert several.servers() == ("http://127.0.0.1:1/fhir", "http://127.0.0.1:2/fhir")
+    assert Settings.from_env({"FHIRCAC_HOOK_AUTH": "off"}).hook_auth is False
+    with pytest.raises(ConfigError, match="FHIRCAC_HOOK_AUTH"):
+        Settings.from_env({"FHIRCAC_HOOK_AUTH": "maybe"})
+    with pytest.raises(ConfigError, match="FHIRCAC_POLL_INTERVAL"):
+        Settings.from_env({"FHIRCAC_POLL_INTERVAL": "0"})
+
+
+def test_hook_answers_in_operation_outcomes() -> None:
+    unconfigured = create_app(Settings()).test_client()
+    response = unconfigured.post("/fhir-hook")
+    assert response.status_code == 503 and "FHIRCAC_FHIR_BASE_URL" in response.get_data(as_text=True)
+
+    settings = Settings(fhir_base_url="http://127.0.0.1:1/fhir", hook_token="right")
+    app = create_app(settings).test_client()
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "right"}):
+        answer = app.post("/fhir-hook", headers=headers)
+        assert answer.status_code == 401 and answer.get_json()["resourceType"] == "OperationOutcome"
+    no_token_set = create_app(Settings(fhir_base_url="http://127.0.0.1:1/fhir")).test_client()
+    assert no_token_set.post("/fhir-hook", headers={"Authorization": "Bearer "}).status_code == 401
