@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint unit integration bench fit clean
+.PHONY: serve test lint hapi unit integration bench bench-writeback fit clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,18 +22,25 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy fhircac
 
-test: lint
+# The HAPI FHIR test server the integration tests start (built with Maven on first use).
+hapi: $(STAMP)
+	$(BIN)/python tools/hapi_server.py build
+
+test: lint hapi
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-integration: $(STAMP)
+integration: hapi
 	$(BIN)/python -m pytest tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python bench/calc_batch.py
 	$(BIN)/python bench/evaluate.py
+
+bench-writeback: hapi
+	$(BIN)/python bench/writeback.py
 
 # Re-fit the percentile model (needs the shared reference file and the `fit` extra).
 fit: $(STAMP)
