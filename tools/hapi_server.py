@@ -157,6 +157,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hapi_server: {error}", file=sys.stderr)
         return 1
     print(f"HAPI FHIR ready at {server.base_url} (log: {server.log_path})", flush=True)
+
+    def stop_on_signal(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    signal.signal(signal.SIGINT, stop_on_signal)  # also when started in the background with &
     try:
         while server.process is not None and server.process.poll() is None:
             time.sleep(1)

@@ -15,6 +15,7 @@ import logging
 import math
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -211,10 +212,12 @@ class FhirClient:
             raise_on_status=False,
         )
         self.session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry)
+        # Enough pooled connections for the worker's threads (fhircac poll --concurrency ≤ 16).
+        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"Accept": FHIR_JSON, "User-Agent": _user_agent()})
+        self._count_lock = threading.Lock()
         self.requests_sent = 0  # HTTP exchanges answered (urllib3's own retries not counted), for benchmarks
 
     def __repr__(self) -> str:
@@ -305,8 +308,10 @@ class FhirClient:
         """POST a transaction (or batch) Bundle to the base; returns the response Bundle."""
         if bundle.get("resourceType") != "Bundle" or bundle.get("type") not in ("transaction", "batch"):
             raise ValueError("transaction needs a Bundle of type transaction or batch")
-        prefer = "return=representation" if representation else "return=minimal"
-        response = self._send("POST", self.base_url, body=bundle, headers={"Prefer": prefer})
+        headers = {"Prefer": "return=representation" if representation else "return=minimal"}
+        if bundle.get("type") == "batch":
+            headers.update(_NO_CACHE)  # a batch of searches must see what was just written
+        response = self._send("POST", self.base_url, body=bundle, headers=headers)
         result = self._expect(response, "Bundle")
         if result.get("type") not in ("transaction-response", "batch-response"):
             raise FhirError(f"POST {self.display_base} answered a {result.get('type')!r} Bundle", status=200)
@@ -359,7 +364,8 @@ class FhirClient:
                     f"FHIR server {self.display_base} unavailable: {_reason(error)} "
                     f"({method} {path}, after retries)"
                 ) from None
-            self.requests_sent += 1
+            with self._count_lock:
+                self.requests_sent += 1
             log.debug("%s %s -> %s", method, path, response.status_code)
             if response.status_code == 401 and attempt == 1 and isinstance(self.auth, Invalidatable):
                 self.auth.invalidate()  # the token may have been revoked or expired early: one new grant

@@ -1,7 +1,7 @@
 """The rest-hook endpoint a FHIR server's Subscription notifies (``fhircac subscribe`` registers it).
 
-    POST /fhir-hook                   notification without payload → one poll pass
-    PUT  /fhir-hook/Observation/<id>  notification with the Observation → write-back for it
+    POST /fhir-hook                   notification without payload → a poll pass, in the background (202)
+    PUT  /fhir-hook/Observation/<id>  notification with the Observation → write-back for it (200)
 
 The server sends back the ``Authorization: Bearer`` header ``fhircac subscribe`` registered
 (``FHIRCAC_HOOK_TOKEN``); anything else gets 401. Answers are OperationOutcomes; 503 when the FHIR
@@ -21,6 +21,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from fhircac.clinical.errors import Problem
 from fhircac.clinical.policies import get_policy
 from fhircac.config import Settings
+from fhircac.fhir.auth import AuthError
 from fhircac.fhir.client import FhirError, client_from_env
 from fhircac.web.errors import outcome_response
 from fhircac.worker.poller import Poller, PollReport, ServerTrouble
@@ -30,6 +31,7 @@ from fhircac.worker.subscription import notify
 log = logging.getLogger(__name__)
 hooks = Blueprint("hooks", __name__)
 _lock = threading.Lock()
+_pass_running = threading.Lock()
 
 
 def _poller(app: Flask) -> Poller:
@@ -79,10 +81,10 @@ def _answer(report: PollReport) -> Response:
     return Response(json.dumps(body), 200, mimetype="application/fhir+json")
 
 
-def _run(resource: dict[str, Any] | None) -> Response:
+def _run(resource: dict[str, Any]) -> Response:
     try:
         return _answer(notify(_poller(current_app._get_current_object()), resource))  # type: ignore[attr-defined]
-    except ServerTrouble as trouble:
+    except (ServerTrouble, AuthError) as trouble:
         return outcome_response([Problem("(FHIR server)", str(trouble))], 503, "transient")
     except FhirError as error:
         if error.status is None or error.status >= 500:
@@ -95,7 +97,27 @@ def notification_without_payload() -> Response:
     refusal = _refusal()
     if refusal is not None:
         return refusal
-    return _run(None)
+    poller = _poller(current_app._get_current_object())  # type: ignore[attr-defined]
+    if _pass_running.acquire(blocking=False):
+        threading.Thread(target=_background_pass, args=(poller,), daemon=True).start()
+        message = "a poll pass started"
+    else:
+        message = "a poll pass is already running; it will see this change"
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "information", "code": "informational", "diagnostics": message}],
+    }
+    return Response(json.dumps(body), 202, mimetype="application/fhir+json")
+
+
+def _background_pass(poller: Poller) -> None:
+    """A pass can take longer than a request may; one at a time per process."""
+    try:
+        poller.poll_once()
+    except Exception as error:  # logged by type only: messages may quote data
+        log.warning("poll pass after a notification failed: %s", type(error).__name__)
+    finally:
+        _pass_running.release()
 
 
 @hooks.put("/fhir-hook/Observation/<observation_id>")
@@ -109,6 +131,9 @@ def notification_with_payload(observation_id: str) -> Response:
         return outcome_response([Problem("(body)", f"not valid JSON: {error}")], 400)
     if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
         return outcome_response([Problem("(body)", "the notification must carry an Observation")], 400)
+    for element in ("meta", "subject"):
+        if element in resource and not isinstance(resource[element], dict):
+            return outcome_response([Problem(f"Observation.{element}", "must be a JSON object")], 400)
     if str(resource.get("id")) != observation_id:
         problem = Problem("Observation.id", f"the body's id does not match the URL's ({observation_id})")
         return outcome_response([problem], 400)

@@ -1,11 +1,13 @@
 """Polls FHIR servers for new or changed CAC Observations and writes back an assessment for each.
 
 The query is ``Observation?code=<CAC codes>&_lastUpdated=ge<cursor − overlap>&_sort=_lastUpdated``.
-The overlap re-reads a few seconds before the cursor because a JPA server stamps ``lastUpdated``
-before its transaction commits, so a slow write can surface "in the past"; the ledger (id +
-version) makes re-reading harmless. Observations are handled in ``lastUpdated`` order, and the
-cursor advances past one only when its write succeeded or it was recorded as unassessable. When
-the server is unreachable or failing, the batch stops where it is and the loop backs off.
+A JPA server stamps ``lastUpdated`` when a transaction starts, but its resources only become
+visible when it commits, so a long transaction surfaces "in the past". Two rules keep it from
+being skipped: the cursor never moves past the moment the search ran (the first page's
+``meta.lastUpdated``), and each pass re-reads ``overlap`` (default 5 min: the longest transaction
+tolerated) before the cursor; the ledger (id + version) makes re-reading harmless. The cursor
+moves past a page only once every Observation on it is handled. When the server is unreachable,
+failing, throttling or refusing our credentials, the pass stops and the loop backs off.
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ from typing import Any
 
 from fhircac.clinical.policies import Policy
 from fhircac.fhir import codes
-from fhircac.fhir.client import FhirClient, FhirError, FhirUnavailable
-from fhircac.worker.state import State
+from fhircac.fhir.auth import AuthError
+from fhircac.fhir.client import FhirClient, FhirError
+from fhircac.worker.state import State, instant_epoch
 from fhircac.worker.writeback import PatientData, WritebackRefused, fetch_patients, patient_of, write_back
 
 log = logging.getLogger(__name__)
 
+# Answers that mean "this request will never succeed": the data is refused (400, 422) or the
+# server already holds several resources with one of our identifiers (412 on a conditional create).
+REFUSED = frozenset({400, 412, 422})
 CHUNK_PATIENTS = 25  # patients read per batch request
 CAC_CODE_PARAM = ",".join(sorted(f"{system}|{code}" for system, code in codes.CAC_CODES))
 
@@ -71,7 +77,7 @@ class Poller:
         *,
         server_key: str | None = None,
         page_size: int = 500,
-        overlap_seconds: float = 5.0,
+        overlap_seconds: float = 300.0,
         concurrency: int = 2,
         on_handled: Callable[[str, str], None] | None = None,
     ) -> None:
@@ -104,8 +110,10 @@ class Poller:
         The cursor moves past a page only once every Observation on it is handled.
         """
         report = PollReport()
+        searched_at: str | None = None
         try:
             for page in self.client.search("Observation", self.query()):
+                searched_at = searched_at or (page.get("meta") or {}).get("lastUpdated")
                 observations = [
                     entry["resource"]
                     for entry in page.get("entry") or []
@@ -115,14 +123,16 @@ class Poller:
                 if not self._handle_page(observations, report, stop):
                     return report
                 last = (observations[-1].get("meta") or {}).get("lastUpdated") if observations else None
-                if last:
+                if last and searched_at:
+                    # Later pages show resources as they are now: an edit made during the pass
+                    # carries a time after the search, and must not carry the cursor past it.
+                    if instant_epoch(last) > instant_epoch(searched_at):
+                        last = searched_at
                     self.state.advance(self.server, last)
-        except FhirUnavailable as error:
+        except (FhirError, AuthError) as error:
+            # Unreachable, 5xx, throttled, credentials refused, or the stored search expired: all
+            # may pass; none is a reason to skip an Observation.
             raise ServerTrouble(str(error)) from None
-        except FhirError as error:
-            if error.status is None or error.status >= 500:
-                raise ServerTrouble(str(error)) from None
-            raise
         return report
 
     def _handle_page(
@@ -203,12 +213,9 @@ class Poller:
                 outcome = result.outcome
             except WritebackRefused as refusal:
                 reason = refusal.reason
-            except FhirUnavailable:
-                raise
             except FhirError as error:
-                if error.status is None or error.status >= 500:
-                    raise
-                # The server refused what fhircac sent (4xx): retrying the same data will not help.
+                if error.status not in REFUSED:
+                    raise  # unreachable, throttled, credentials, conflicts: may pass, so retry later
                 reason = f"the FHIR server refused the write-back: {error}"
         self.state.record(self.server, observation_id, version, outcome, reason=reason)
         setattr(report, outcome, 1)
@@ -240,13 +247,14 @@ def run_forever(
                 continue
             try:
                 report = poller.poll_once(stop)
-            except ServerTrouble as trouble:
+            except Exception as trouble:  # the worker must outlive any one pass; no PHI in the log line
                 troubles += 1
                 failures[poller.server] += 1
                 delay = min(max_backoff, interval * 2 ** (failures[poller.server] - 1))
                 delay *= 0.5 + random.random() / 2
                 next_due[poller.server] = time.monotonic() + delay
-                log.warning("%s; backing off %.1f s", trouble, delay)
+                message = str(trouble) if isinstance(trouble, ServerTrouble) else type(trouble).__name__
+                log.warning("%s: %s; backing off %.1f s", poller.client.display_base, message, delay)
                 continue
             total.add(report)
             failures[poller.server] = 0

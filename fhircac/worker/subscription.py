@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from fhircac.fhir.client import FhirClient
 from fhircac.worker.poller import CAC_CODE_PARAM, Poller, PollReport
@@ -50,10 +51,14 @@ def register(
     wait_seconds: float = 30.0,
 ) -> Registration:
     """Create the Subscription unless one for this endpoint exists; wait until the server activates it."""
-    result = client.create(
-        subscription_resource(endpoint, payload=payload, token=token), if_none_exist=f"url={endpoint}"
-    )
+    wanted = subscription_resource(endpoint, payload=payload, token=token)
+    result = client.create(wanted, if_none_exist=urlencode({"url": endpoint}))
     resource = result.resource or {}
+    if not result.created and resource.get("id") and resource.get("channel") != wanted["channel"]:
+        # The same endpoint with another token or payload setting (e.g. a rotated FHIRCAC_HOOK_TOKEN):
+        # update it, or the server would go on sending what the service now refuses.
+        update = client.update({**wanted, "id": resource["id"]})
+        resource = update.resource or {**wanted, "id": resource["id"]}
     subscription_id = str(resource.get("id") or (result.location or "").split("/_history/")[0].split("/")[-1])
     status = str(resource.get("status") or "requested")
     deadline = time.monotonic() + wait_seconds

@@ -216,7 +216,8 @@ def _plan_changes(
         new_plan["replaces"] = [{"reference": ref} for ref in superseded]
     reactivated = []
     for plan in ours:
-        if plan.get("status") != "active":
+        # Only a plan fhircac revoked comes back; one a clinician completed or put on hold stays so.
+        if plan.get("status") == "revoked":
             bundle["entry"].append(_versioned_put(plan, "active", superseded))
             reactivated.append(f"CarePlan/{plan['id']}")
     return superseded, reactivated

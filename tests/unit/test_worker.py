@@ -24,6 +24,7 @@ from fhircac.worker.subscription import CRITERIA, notify, subscription_resource
 from fhircac.worker.writeback import WritebackRefused, WritebackResult, patient_of
 
 POLICY = get_policy("acc-aha-2018")
+SEARCHED_AT = "2026-11-21T10:01:00.000+00:00"
 
 
 def observation(n: int, patient: str | None = None, version: str = "1") -> dict[str, Any]:
@@ -40,8 +41,9 @@ class ScriptedClient:
 
     base_url = display_base = "http://127.0.0.1:1/fhir"
 
-    def __init__(self, pages: list[list[dict[str, Any]]]) -> None:
+    def __init__(self, pages: list[list[dict[str, Any]]], searched_at: str = SEARCHED_AT) -> None:
         self.pages = pages
+        self.searched_at = searched_at
         self.queries: list[Any] = []
 
     def search(self, resource_type: str, params: Any) -> Iterator[dict[str, Any]]:
@@ -49,6 +51,7 @@ class ScriptedClient:
         for page in self.pages:
             yield {
                 "resourceType": "Bundle",
+                "meta": {"lastUpdated": self.searched_at},  # when the server ran the search
                 "entry": [{"resource": r, "search": {"mode": "match"}} for r in page],
             }
 
@@ -136,7 +139,7 @@ def test_a_pass_handles_every_page_then_moves_the_cursor(state: State, outcomes:
     again = Poller(client, state, POLICY).poll_once()  # type: ignore[arg-type]
     assert (again.seen, again.already, again.written) == (3, 3, 0)
     query = dict(Poller(client, state, POLICY).query())  # type: ignore[arg-type]
-    assert query["_lastUpdated"] == "ge2026-11-21T09:59:58.000Z"  # cursor minus the overlap
+    assert query["_lastUpdated"] == "ge2026-11-21T09:55:03.000Z"  # cursor minus the 5-minute overlap
     assert query["_sort"] == "_lastUpdated"
 
 
@@ -157,6 +160,28 @@ def test_server_trouble_stops_the_pass_without_moving_the_cursor(
     report = poller.poll_once()
     assert (report.already, report.written) == (1, 2)
     assert state.cursor(poller.server) == "2026-11-21T10:00:03.000+00:00"
+
+
+def test_the_cursor_never_passes_the_moment_of_the_search(state: State, outcomes: dict[str, Any]) -> None:
+    """A later page shows an Observation edited during the pass with its new time; resources of a
+    transaction still running when the search ran will appear with earlier times. Neither may be
+    jumped over."""
+    edited = {**observation(2), "meta": {"versionId": "2", "lastUpdated": "2026-11-21T10:05:00.000+00:00"}}
+    client = ScriptedClient([[observation(1), edited]], searched_at="2026-11-21T10:01:00.000+00:00")
+    poller = Poller(client, state, POLICY)  # type: ignore[arg-type]
+    poller.poll_once()
+    assert state.cursor(poller.server) == "2026-11-21T10:01:00.000+00:00"
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 408, 409, 410, 429, 500, 503])
+def test_answers_that_may_pass_are_never_recorded_as_skips(
+    state: State, outcomes: dict[str, Any], status: int
+) -> None:
+    outcomes["o1"] = FhirError(f"HTTP {status}", status=status)
+    poller = Poller(ScriptedClient([[observation(1)]]), state, POLICY)  # type: ignore[arg-type]
+    with pytest.raises(ServerTrouble):
+        poller.poll_once()
+    assert not state.handled(poller.server, "o1", "1") and state.cursor(poller.server) is None
 
 
 def test_unassessable_or_refused_observations_are_recorded_and_passed(
@@ -249,3 +274,10 @@ def test_hook_answers_in_operation_outcomes() -> None:
         assert answer.status_code == 401 and answer.get_json()["resourceType"] == "OperationOutcome"
     no_token_set = create_app(Settings(fhir_base_url="http://127.0.0.1:1/fhir")).test_client()
     assert no_token_set.post("/fhir-hook", headers={"Authorization": "Bearer "}).status_code == 401
+    headers = {"Authorization": "Bearer right"}
+    for body in (
+        {"resourceType": "Observation", "id": "x", "meta": "bad"},
+        {"resourceType": "Observation", "id": "x", "subject": ["Patient/p"]},
+    ):
+        answer = app.put("/fhir-hook/Observation/x", json=body, headers=headers)
+        assert answer.status_code == 400 and "must be a JSON object" in answer.get_data(as_text=True)
