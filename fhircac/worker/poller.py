@@ -196,9 +196,8 @@ class Poller:
         """One Observation: assess and write, or record why not. Server trouble propagates."""
         report = PollReport(seen=1)
         observation_id = str(observation.get("id"))
-        meta = observation.get("meta") or {}
-        version = str(meta.get("versionId") or "")
-        if self.state.handled(self.server, observation_id, version):
+        version = str((observation.get("meta") or {}).get("versionId") or "")
+        if self._handled(observation):
             report.already = 1
             return report
         patient = patient_of(observation)

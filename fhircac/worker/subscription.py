@@ -68,8 +68,6 @@ def register(
     return Registration(subscription_id, status, result.created)
 
 
-def notify(poller: Poller, resource: dict[str, Any] | None) -> PollReport:
-    """One notification: the Observation it carries, or (no payload) a poll pass."""
-    if resource is None:
-        return poller.poll_once()
+def notify(poller: Poller, resource: dict[str, Any]) -> PollReport:
+    """A notification with its Observation; one without a payload asks for a poll pass instead."""
     return poller.handle(resource)

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from fhircac.clinical.policies import Policy
 from fhircac.evaluate import Evaluation, evaluate
@@ -299,7 +299,3 @@ def patient_of(observation: dict[str, Any]) -> str | None:
     if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
         return parts[-1]
     return None
-
-
-def search_query(**params: str) -> str:
-    return urlencode(params)
