@@ -23,6 +23,7 @@ from fhircac.clinical.policies import get_policy
 from fhircac.config import Settings
 from fhircac.fhir.auth import AuthError
 from fhircac.fhir.client import FhirError, client_from_env
+from fhircac.fhir.issues import Issue, operation_outcome
 from fhircac.web.errors import outcome_response
 from fhircac.worker.poller import Poller, PollReport, ServerTrouble
 from fhircac.worker.state import State
@@ -64,21 +65,17 @@ def _refusal() -> Response | None:
     return None
 
 
+def _information(message: str, status: int) -> Response:
+    issue = Issue("information", "informational", "(notification)", message)
+    return Response(json.dumps(operation_outcome([issue])), status, mimetype="application/fhir+json")
+
+
 def _answer(report: PollReport) -> Response:
-    body = {
-        "resourceType": "OperationOutcome",
-        "issue": [
-            {
-                "severity": "information",
-                "code": "informational",
-                "diagnostics": (
-                    f"{report.written} written, {report.unchanged} unchanged, "
-                    f"{report.skipped} skipped, {report.already} already handled"
-                ),
-            }
-        ],
-    }
-    return Response(json.dumps(body), 200, mimetype="application/fhir+json")
+    counts = (
+        f"{report.written} written, {report.unchanged} unchanged, "
+        f"{report.skipped} skipped, {report.already} already handled"
+    )
+    return _information(counts, 200)
 
 
 def _run(resource: dict[str, Any]) -> Response:
@@ -103,11 +100,7 @@ def notification_without_payload() -> Response:
         message = "a poll pass started"
     else:
         message = "a poll pass is already running; it will see this change"
-    body = {
-        "resourceType": "OperationOutcome",
-        "issue": [{"severity": "information", "code": "informational", "diagnostics": message}],
-    }
-    return Response(json.dumps(body), 202, mimetype="application/fhir+json")
+    return _information(message, 202)
 
 
 def _background_pass(poller: Poller) -> None:
