@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from fhircac.clinical.policies import DEFAULT_POLICY, get_policy
 
@@ -27,6 +28,13 @@ class Settings:
     poll_interval: int = 30
     hook_token: str | None = None  # shared secret HAPI sends back in the notification's Authorization header
     hook_auth: bool = True
+    # CDS Hooks (fhircac.cdshooks)
+    cds_clients_file: str | None = None  # trusted CDS clients: {"clients": [{"iss", "jwks" | "jwks_url"}]}
+    cds_auth: bool = True  # off only for local development: every call is then trusted
+    cds_db: str = ".fhircac/cds.sqlite"  # feedback, issued cards and seen JWT ids
+    public_base_url: str | None = None  # the URL EHRs call (JWT aud, links); default: the request's own
+    cors_origins: tuple[str, ...] = ("*",)
+    cds_fetch_timeout: int = 5  # seconds per request to the EHR's FHIR server for missing prefetch
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -67,6 +75,16 @@ class Settings:
             poll_interval=integer("FHIRCAC_POLL_INTERVAL", defaults.poll_interval, 1, 86_400),
             hook_token=env.get("FHIRCAC_HOOK_TOKEN") or None,
             hook_auth=_switch(env, "FHIRCAC_HOOK_AUTH", True),
+            cds_clients_file=env.get("FHIRCAC_CDS_CLIENTS") or None,
+            cds_auth=_switch(env, "FHIRCAC_CDS_AUTH", True),
+            cds_db=env.get("FHIRCAC_CDS_DB") or defaults.cds_db,
+            public_base_url=_base_url(env, "FHIRCAC_PUBLIC_BASE_URL"),
+            cors_origins=tuple(
+                origin.strip().rstrip("/")
+                for origin in (env.get("FHIRCAC_CORS_ORIGINS") or "*").split(",")
+                if origin.strip()
+            ),
+            cds_fetch_timeout=integer("FHIRCAC_CDS_FETCH_TIMEOUT", defaults.cds_fetch_timeout, 1, 60),
         )
 
     def servers(self) -> tuple[str, ...]:
@@ -74,6 +92,16 @@ class Settings:
         if self.poll_servers:
             return self.poll_servers
         return (self.fhir_base_url,) if self.fhir_base_url else ()
+
+
+def _base_url(env: dict[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip().rstrip("/")
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name}={raw!r}: give an absolute http(s) URL without query or fragment")
+    return raw
 
 
 def _switch(env: dict[str, str], name: str, default: bool) -> bool:

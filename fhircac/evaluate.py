@@ -16,7 +16,7 @@ from fhircac.clinical.assessment import Assessment
 from fhircac.clinical.errors import InvalidInput
 from fhircac.clinical.policies import Policy
 from fhircac.clinical.summary import to_summary
-from fhircac.fhir.inputs import group_by_patient
+from fhircac.fhir.inputs import PatientInput, group_by_patient
 from fhircac.fhir.issues import Issue, has_errors
 from fhircac.fhir.read import ReadResult, locate_problems, read_patient
 from fhircac.fhir.write import Produced, produce, read_notes
@@ -81,11 +81,11 @@ def evaluate(
         issues.append(Issue("error", "required", "(input)", "no Patient found in the input"))
     evaluations = []
     for group in groups:
-        read = read_patient(group, as_of)
-        issues += read.issues
         # The document's notes (e.g. resources of unread types) travel with its patients' results;
         # ``issues`` already holds them once.
         origin = group.patient.location.split(": ", 1)[0]
+        read, assessment, found = assess_group(group, policy, as_of)
+        issues += found
         read.issues += [note for note in document_notes if note.location.split(": ", 1)[0] == origin]
         if writing and not group.patient.id and not read.patient.identifier:
             message = (
@@ -93,12 +93,7 @@ def evaluate(
             )
             issues.append(Issue("error", "required", group.patient.location, message))
             continue
-        if has_errors(read.issues) or read.record is None:
-            continue
-        try:
-            assessment = assess(read.record, policy, as_of=as_of)
-        except InvalidInput as error:
-            issues += locate_problems(read, error)
+        if assessment is None:
             continue
         evaluations.append(
             Evaluation(read, assessment, produce(assessment, read, recorded=recorded, care_plan=care_plan))
@@ -106,3 +101,18 @@ def evaluate(
     if has_errors(issues):
         return [], issues
     return evaluations, issues
+
+
+def assess_group(
+    group: PatientInput, policy: Policy, as_of: date
+) -> tuple[ReadResult, Assessment | None, list[Issue]]:
+    """One patient: read, then assess unless reading found errors. The issues are reading's and the
+    core's (located at the resource they came from); the assessment is None when any is an error."""
+    read = read_patient(group, as_of)
+    issues = list(read.issues)
+    if has_errors(read.issues) or read.record is None:
+        return read, None, issues
+    try:
+        return read, assess(read.record, policy, as_of=as_of), issues
+    except InvalidInput as error:
+        return read, None, issues + locate_problems(read, error)

@@ -495,6 +495,14 @@ def code_systems() -> list[dict[str, Any]]:
             [{"code": rule, "display": rule.replace("-", " ")} for rule in rule_ids()],
         ),
         _code_system(
+            "cds-override-reason",
+            codes.OVERRIDE_REASON,
+            "CdsOverrideReason",
+            "fhircac CDS override reasons",
+            "Reasons a clinician can give for dismissing a fhircac CDS Hooks card (card overrideReasons).",
+            [{"code": c, "display": d, "definition": why} for c, (d, why) in codes.OVERRIDE_REASONS.items()],
+        ),
+        _code_system(
             "note-audience",
             NOTE_AUDIENCE_SYSTEM,
             "NoteAudience",

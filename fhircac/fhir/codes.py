@@ -39,6 +39,7 @@ NOTE_AUDIENCE = f"{CANONICAL}/CodeSystem/note-audience"  # patient | clinician
 ASSESSMENT_ID = f"{CANONICAL}/sid/assessment"  # identifier system of produced resources
 PROVENANCE_TAG = f"{CANONICAL}/sid/provenance"  # meta.tag system (R4 Provenance has no identifier)
 DEVICE_ID = f"{CANONICAL}/sid/software"
+OVERRIDE_REASON = f"{CANONICAL}/CodeSystem/cds-override-reason"  # CDS Hooks card overrideReasons
 
 
 def structure_definition(name: str) -> str:
@@ -298,4 +299,18 @@ FHIRCAC_CONCEPTS: dict[str, tuple[str, str]] = {
         "First-degree relative with coronary heart disease before 55 (male) or 65 (female); "
         "used as an Observation code with a boolean value.",
     ),
+}
+
+# --- CDS Hooks override reasons (service choice) ----------------------------------------------------
+# code → (display, definition); a card offers the ones that fit it. profiles/ has the CodeSystem.
+OVERRIDE_REASONS: dict[str, tuple[str, str]] = {
+    "already-addressed": ("Already discussed or addressed", "The point of the card has been dealt with."),
+    "patient-declined": ("Patient declined", "The patient chose otherwise after discussion."),
+    "clinical-judgement": ("Clinical judgement differs", "The clinician weighs this patient differently."),
+    "other-indication": (
+        "Ordered for another indication",
+        "The order serves a purpose the card's rule does not consider.",
+    ),
+    "specialist-advice": ("Specialist advice", "A cardiologist or other specialist advised otherwise."),
+    "data-incorrect": ("Patient data incorrect", "The data the card relied on is wrong or out of date."),
 }

@@ -13,6 +13,7 @@ from fhircac import __version__
 from fhircac.calc_input import calculate
 from fhircac.clinical.errors import InvalidInput, Problem
 from fhircac.config import Settings
+from fhircac.web.cds import install as install_cds
 from fhircac.web.errors import outcome_response, register_error_handlers
 from fhircac.web.hooks import hooks
 
@@ -35,6 +36,11 @@ def index() -> Response:
                 "GET /healthz": "liveness",
                 "POST /calc": "interpret one calculator input (JSON)",
                 "POST /fhir-hook, PUT /fhir-hook/Observation/{id}": "FHIR Subscription notifications",
+                "GET /cds-services": "CDS Hooks discovery",
+                "POST /cds-services/{id}": "CDS calls: cac-patient-view, cac-order-select, cac-order-sign",
+                "POST /cds-services/{id}/feedback": "CDS Hooks card feedback",
+                "GET /cds-feedback/summary": "acceptance of CDS cards per card kind",
+                "GET /rules": "the policies, rules and sources cards cite",
             },
         }
     )
@@ -66,6 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.register_blueprint(core)
     app.register_blueprint(hooks)
+    install_cds(app, settings)
     register_error_handlers(app)
     logging.getLogger("fhircac").setLevel(settings.log_level.upper())
     return app

@@ -1,0 +1,314 @@
+"""The words on fhircac's cards: an assessment (or an order review) in, cards out.
+
+Every statement on a card carries its rule id and its source, as in the written RiskAssessment.
+Score cards are ``info``: a high score is a risk signal to manage, never an emergency (REFERENCE
+§2, §11); order cards that advise against an order are ``warning``. Nothing here is ``critical``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from fhircac.cdshooks.cards import (
+    Action,
+    Card,
+    Coding,
+    Link,
+    Source,
+    Suggestion,
+    override_reason,
+    rule_topic,
+    shorten,
+)
+from fhircac.cdshooks.prefetch import Gathered
+from fhircac.clinical.assessment import Assessment, ProgressionCategory, Statement
+from fhircac.clinical.orders import AspirinReview
+from fhircac.clinical.policies import Policy
+from fhircac.fhir import codes
+from fhircac.fhir.issues import Issue
+
+if TYPE_CHECKING:
+    from fhircac.cdshooks.services import Situation
+
+_MARKDOWN = re.compile(r"([\\`*_\[\]<>#|])")
+_RISES = (
+    ProgressionCategory.PROGRESSION,
+    ProgressionCategory.POSSIBLE_PROGRESSION,
+    ProgressionCategory.INCIDENT,
+)
+LPA_LOINC = (
+    "43583-4",
+    "Lipoprotein (a) [Moles/volume] in Serum or Plasma",
+)  # service choice: the molar assay
+
+
+def md(text: str) -> str:
+    """Plain text made safe for the card's markdown (EHRs may render raw HTML in it)."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def _cited(statement: Statement) -> str:
+    return f"{md(statement.text)} _({md(statement.source)}; rule `{statement.id}`)_"
+
+
+def _percent(value: float | None) -> str | None:
+    return None if value is None else f"{value * 100:.1f}%"
+
+
+def _ordinal(value: float) -> str:
+    number = round(value)
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def _source(situation: Situation, topic: Coding, anchor: str) -> Source:
+    policy = situation.policy
+    return Source(
+        label=f"fhircac · {policy.id.value} {policy.version}",
+        url=f"{situation.base_url}/rules#{anchor}",
+        topic=topic,
+    )
+
+
+def _policy_line(policy: Policy) -> str:
+    return f"Policy: **{policy.id.value} {policy.version}** ({md(policy.title)})."
+
+
+# --- patient-view ---------------------------------------------------------------------------------
+
+
+def summary_card(
+    assessment: Assessment,
+    gathered: Gathered,
+    care_plan: tuple[dict[str, Any], dict[str, Any]] | None,
+    report_url: str | None,
+    situation: Situation,
+) -> Card:
+    a = assessment
+    score = a.score
+    parts = [f"CAC {score.agatston:g} (band {score.band}, CAC-DRS {score.cac_drs})"]
+    if a.percentile is not None:
+        parts.append(f"{_ordinal(a.percentile.value)} percentile")
+    risk = _percent(a.risk.mesa_chd_10y_with_cac)
+    if risk:
+        parts.append(f"10-y CHD risk {risk}")
+    rose_on_statin = bool(a.progression and a.progression.on_statin and a.progression.category in _RISES)
+    summary = ", ".join(parts)
+    if rose_on_statin and len(summary) < 100:
+        summary += "; rise on a statin is expected"
+    suggestions: tuple[Suggestion, ...] = ()
+    if care_plan is not None:
+        suggestions = (_care_plan_suggestion(*care_plan),)
+    links = (Link("Patient and clinician report", report_url),) if report_url else ()
+    return Card(
+        kind="cac-summary",
+        summary=shorten(summary),
+        indicator="info",
+        source=_source(
+            situation, Coding(codes.FHIRCAC, "cac-risk-assessment", "CAC interpretation"), a.policy.id.value
+        ),
+        detail=_summary_detail(a, gathered, rose_on_statin),
+        suggestions=suggestions,
+        selection_behavior="at-most-one" if suggestions else None,
+        override_reasons=tuple(
+            override_reason(c) for c in ("already-addressed", "clinical-judgement", "data-incorrect")
+        ),
+        links=links,
+    )
+
+
+def _summary_detail(a: Assessment, gathered: Gathered, rose_on_statin: bool) -> str:
+    score = a.score
+    lines = []
+    figures = [f"Agatston **{score.agatston:g}**", f"band {md(score.band)}", f"CAC-DRS {md(score.cac_drs)}"]
+    if a.percentile is not None:
+        estimated = "estimated, " if a.percentile.estimated else ""
+        figures.append(f"{_ordinal(a.percentile.value)} percentile ({estimated}{md(a.percentile.reference)})")
+    lines.append(f"**Latest scan ({score.date.isoformat()}):** " + " · ".join(figures))
+    risks = []
+    if a.risk.mesa_chd_10y_with_cac is not None:
+        without = _percent(a.risk.mesa_chd_10y_without_cac)
+        risks.append(
+            f"MESA 10-year CHD risk {_percent(a.risk.mesa_chd_10y_with_cac)} with CAC"
+            + (f" ({without} without)" if without else "")
+        )
+    if a.risk.pce_ascvd_10y is not None:
+        risks.append(f"PCE 10-year ASCVD risk {_percent(a.risk.pce_ascvd_10y)} ({md(a.risk.pce_band or '')})")
+    if risks:
+        lines.append("**Risk:** " + " · ".join(risks))
+    progression = a.progression
+    if progression is not None:
+        lead = "**Rise on a statin: expected, not treatment failure.** " if rose_on_statin else ""
+        lines.append(
+            f"**Since {progression.prior_date.isoformat()} (Agatston {progression.prior_agatston:g}):** "
+            f"{lead}{md(progression.interpretation)} _({md(progression.source)})_"
+        )
+    if a.recommendations:
+        lines.append("**To consider:**\n" + "\n".join(f"- {_cited(r)}" for r in a.recommendations))
+    scan = a.next_scan
+    when = []
+    if scan.earliest:
+        when.append(f"not before {scan.earliest.isoformat()}")
+    if scan.suggested:
+        when.append(f"suggested around {scan.suggested.isoformat()}")
+    lines.append(
+        "**Repeat scan:** "
+        + md(scan.rationale)
+        + (f" ({', '.join(when)})" if when else "")
+        + f" _({md(scan.source)})_"
+    )
+    if a.warnings:
+        lines.append("**Cautions:**\n" + "\n".join(f"- {_cited(w)}" for w in a.warnings))
+    missing = [f"{md(m.field)} (for {md(', '.join(m.needed_for))})" for m in a.missing]
+    missing += [
+        f"prefetch {md(key)}: the EHR could not provide it ({md(why)})"
+        for key, why in gathered.unavailable.items()
+    ]
+    if missing:
+        lines.append("**Missing, so the result is less complete:**\n" + "\n".join(f"- {m}" for m in missing))
+    lines.append(_policy_line(a.policy))
+    return "\n\n".join(lines)
+
+
+def _logical(resource: Mapping[str, Any], display: str) -> dict[str, Any]:
+    return {"type": resource["resourceType"], "identifier": resource["identifier"][0], "display": display}
+
+
+def _care_plan_suggestion(risk_assessment: dict[str, Any], care_plan: dict[str, Any]) -> Suggestion:
+    """Create the interpretation and its plan. The plan points at the interpretation by identifier,
+    because the EHR assigns the ids when it applies the actions."""
+    plan = {**care_plan, "supportingInfo": [_logical(risk_assessment, "fhircac CAC interpretation")]}
+    return Suggestion(
+        label="Create the CAC follow-up plan (CarePlan) and its interpretation (RiskAssessment)",
+        kind="create-careplan",
+        actions=(
+            Action(
+                "create", "Record fhircac's interpretation of the CAC score (RiskAssessment)", risk_assessment
+            ),
+            Action("create", "Create the CAC follow-up plan to discuss with the patient (CarePlan)", plan),
+        ),
+    )
+
+
+def lpa_card(statement: Statement, patient_id: str, situation: Situation) -> Card:
+    request = {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "order",
+        "code": {
+            "coding": [{"system": codes.LOINC, "code": LPA_LOINC[0], "display": LPA_LOINC[1]}],
+            "text": "Lipoprotein(a)",
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "reasonCode": [{"text": f"{statement.text} ({statement.source})"}],
+    }
+    return Card(
+        kind="lpa-once",
+        summary="Lp(a) has never been measured: consider measuring it once (CAC ≥100)",
+        indicator="info",
+        source=_source(situation, rule_topic(statement.id), statement.id),
+        detail=_cited(statement),
+        suggestions=(
+            Suggestion(
+                label="Order Lp(a) once",
+                kind="order-lpa",
+                actions=(Action("create", "Draft an order for lipoprotein(a), measured once", request),),
+            ),
+        ),
+        selection_behavior="at-most-one",
+        override_reasons=tuple(
+            override_reason(c) for c in ("already-addressed", "patient-declined", "clinical-judgement")
+        ),
+    )
+
+
+def not_interpretable_card(issues: list[Issue], situation: Situation) -> Card:
+    errors = [issue for issue in issues if issue.is_error][:10]
+    listed = "\n".join(f"- {md(issue.location)}: {md(issue.message)}" for issue in errors)
+    return Card(
+        kind="not-interpretable",
+        summary="The CAC score could not be interpreted from the data sent: see why",
+        indicator="info",
+        source=_source(situation, Coding(codes.FHIRCAC, "cac-risk-assessment", "CAC interpretation"), "data"),
+        detail="fhircac gives no interpretation rather than a wrong one. The data it could not use:\n\n"
+        + listed,
+    )
+
+
+# --- order-select / order-sign --------------------------------------------------------------------
+
+_SCAN_SUMMARIES = {
+    "scan-order-too-soon": "Repeat CAC scan before {earliest}: sooner than the earliest sensible date",
+    "scan-order-high-score": "Last CAC score {score} (≥400): a repeat scan adds little; reconsider the order",
+    "scan-order-known-cad": "Known coronary disease is recorded: a CAC scan adds nothing; reconsider it",
+}
+
+
+def scan_order_card(
+    reason: Statement, order: Mapping[str, Any], assessment: Assessment | None, situation: Situation
+) -> Card:
+    earliest = assessment.next_scan.earliest if assessment else None
+    summary = _SCAN_SUMMARIES[reason.id].format(
+        earliest=earliest.isoformat() if earliest else "",
+        score=f"{assessment.score.agatston:g}" if assessment else "",
+    )
+    if (
+        reason.id == "scan-order-high-score"
+        and assessment
+        and assessment.policy.id.value == "lifestyle-first"
+    ):
+        summary = f"Last CAC score {assessment.score.agatston:g} (≥400): repeat only once metabolically calm"
+    lines = [_cited(reason)]
+    if assessment is not None and reason.id != "scan-order-known-cad":
+        lines.append(f"**Repeat-scan rule for this patient:** {md(assessment.next_scan.rationale)}")
+        lines.append(_policy_line(assessment.policy))
+    return Card(
+        kind=reason.id,
+        summary=shorten(summary),
+        indicator="warning",
+        source=_source(situation, rule_topic(reason.id), reason.id),
+        detail="\n\n".join(lines),
+        **_remove_draft(order, "Remove the draft CAC scan order", "CAC scan"),
+        override_reasons=tuple(
+            override_reason(c)
+            for c in ("other-indication", "specialist-advice", "clinical-judgement", "data-incorrect")
+        ),
+    )
+
+
+def aspirin_card(review: AspirinReview, order: Mapping[str, Any], situation: Situation) -> Card:
+    policy = situation.policy.id.value
+    if review.considered:
+        summary = f"Aspirin for primary prevention: may be considered under {policy}; it is not routine"
+    else:
+        summary = f"Aspirin for primary prevention: {policy} criteria not met for this patient"
+    removal = {} if review.considered else _remove_draft(order, "Remove the draft aspirin order", "aspirin")
+    return Card(
+        kind="aspirin-policy",
+        summary=shorten(summary),
+        indicator="info" if review.considered else "warning",
+        source=_source(situation, rule_topic(review.requirement.id), review.requirement.id),
+        detail=(
+            f"**What the policy requires:** {_cited(review.requirement)}\n\n"
+            f"**This patient:** {_cited(review.patient)}"
+        ),
+        **removal,
+        override_reasons=tuple(
+            override_reason(c)
+            for c in ("other-indication", "specialist-advice", "clinical-judgement", "patient-declined")
+        ),
+    )
+
+
+def _remove_draft(order: Mapping[str, Any], label: str, what: str) -> dict[str, Any]:
+    """A suggestion to delete the draft, when the draft has an id to name it by."""
+    resource_type, resource_id = order.get("resourceType"), order.get("id")
+    if not isinstance(resource_id, str) or not resource_id:
+        return {}
+    action = Action("delete", f"Remove the draft {what} order", resource_id=f"{resource_type}/{resource_id}")
+    return {
+        "suggestions": (Suggestion(label=label, kind="remove-draft", actions=(action,)),),
+        "selection_behavior": "at-most-one",
+    }

@@ -1,0 +1,186 @@
+"""CDS Hooks feedback and the cards it is about, in SQLite, and the acceptance summary.
+
+Feedback names a card only by its uuid, so every card fhircac sends is recorded with its kind
+(``cac-summary``, ``scan-order-too-soon`` …) and its suggestions' kinds; that is what makes an
+acceptance rate per card type possible. No patient data is stored: uuids, kinds, outcomes, times,
+override codes and the clinician's comment. Storing the same feedback twice keeps one row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fhircac.cdshooks.cards import Card
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS card (
+    uuid TEXT PRIMARY KEY,
+    service TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    issued_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS suggestion (
+    uuid TEXT PRIMARY KEY,
+    card TEXT NOT NULL,
+    kind TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id INTEGER PRIMARY KEY,
+    service TEXT NOT NULL,
+    card TEXT NOT NULL,
+    outcome TEXT NOT NULL CHECK (outcome IN ('accepted', 'overridden')),
+    outcome_timestamp TEXT NOT NULL,
+    accepted_suggestions TEXT NOT NULL,  -- JSON array of suggestion uuids, sorted
+    override_system TEXT,
+    override_code TEXT,
+    user_comment TEXT,
+    received_at REAL NOT NULL,
+    UNIQUE (service, card, outcome, outcome_timestamp, accepted_suggestions)
+);
+"""
+
+
+class FeedbackRefused(ValueError):
+    """Feedback that contradicts what fhircac sent (a card of another service, a foreign suggestion)."""
+
+
+class FeedbackStore:
+    """One SQLite file shared by the gunicorn workers (WAL, busy timeout); a connection per thread."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._memory_lock = threading.Lock()
+        self._memory: sqlite3.Connection | None = None
+        with self._connection() as db:
+            db.executescript(_SCHEMA)
+
+    def _connection(self) -> sqlite3.Connection:
+        if self.path == ":memory:":  # tests: one shared connection
+            with self._memory_lock:
+                if self._memory is None:
+                    self._memory = sqlite3.connect(":memory:", check_same_thread=False)
+                return self._memory
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=10)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def record_cards(self, service: str, cards: Iterable[Card]) -> None:
+        cards = list(cards)
+        if not cards:
+            return
+        now = time.time()
+        with self._connection() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO card (uuid, service, kind, issued_at) VALUES (?, ?, ?, ?)",
+                [(card.uuid, service, card.kind, now) for card in cards],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO suggestion (uuid, card, kind) VALUES (?, ?, ?)",
+                [(s.uuid, card.uuid, s.kind) for card in cards for s in card.suggestions],
+            )
+
+    def record_feedback(self, service: str, items: list[Mapping[str, Any]]) -> tuple[int, int]:
+        """Store valid feedback (schema-checked); returns (stored, already stored)."""
+        rows = [self._row(service, item) for item in items]
+        stored = 0
+        with self._connection() as db:
+            for row in rows:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO feedback (service, card, outcome, outcome_timestamp, "
+                    "accepted_suggestions, override_system, override_code, user_comment, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                stored += cursor.rowcount
+        return stored, len(rows) - stored
+
+    def _row(self, service: str, item: Mapping[str, Any]) -> tuple[Any, ...]:
+        card = str(item["card"])
+        db = self._connection()
+        issued = db.execute("SELECT service FROM card WHERE uuid = ?", (card,)).fetchone()
+        if issued is not None and issued[0] != service:
+            raise FeedbackRefused(f"card {card} was sent by the service {issued[0]}, not {service}")
+        accepted = sorted(str(s["id"]) for s in item.get("acceptedSuggestions") or [])
+        if issued is not None and accepted:
+            known = {row[0] for row in db.execute("SELECT uuid FROM suggestion WHERE card = ?", (card,))}
+            foreign = [s for s in accepted if s not in known]
+            if foreign:
+                raise FeedbackRefused(f"suggestion {foreign[0]} is not one of card {card}'s suggestions")
+        override: Mapping[str, Any] = item.get("overrideReason") or {}
+        given = override.get("reason")
+        reason: Mapping[str, Any] = given if isinstance(given, dict) else override
+        return (
+            service,
+            card,
+            item["outcome"],
+            item["outcomeTimestamp"],
+            json.dumps(accepted),
+            reason.get("system"),
+            reason.get("code"),
+            override.get("userComment"),
+            time.time(),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """Acceptance per service and card kind; feedback on cards fhircac has no record of is counted
+        apart (``unattributed``), never dropped."""
+        db = self._connection()
+        services: dict[str, Any] = {}
+
+        def kind_entry(service: str, kind: str) -> dict[str, Any]:
+            cards: dict[str, dict[str, Any]] = services.setdefault(service, {"cards": {}})["cards"]
+            return cards.setdefault(
+                kind,
+                {
+                    "issued": 0,
+                    "accepted": 0,
+                    "overridden": 0,
+                    "suggestions_accepted": {},
+                    "override_reasons": {},
+                },
+            )
+
+        for service, kind, issued in db.execute("SELECT service, kind, COUNT(*) FROM card GROUP BY 1, 2"):
+            kind_entry(service, kind)["issued"] = issued
+        unattributed = 0
+        rows = db.execute(
+            "SELECT f.service, c.kind, f.outcome, f.override_code, COUNT(*) "
+            "FROM feedback f LEFT JOIN card c ON c.uuid = f.card GROUP BY 1, 2, 3, 4"
+        )
+        for service, kind, outcome, override_code, count in rows:
+            if kind is None:
+                unattributed += count
+                continue
+            entry = kind_entry(service, kind)
+            entry[outcome] += count
+            if override_code:
+                entry["override_reasons"][override_code] = (
+                    entry["override_reasons"].get(override_code, 0) + count
+                )
+        accepted = db.execute(
+            "SELECT f.service, c.kind, COALESCE(s.kind, 'unknown'), COUNT(*) "
+            "FROM feedback f JOIN card c ON c.uuid = f.card, json_each(f.accepted_suggestions) j "
+            "LEFT JOIN suggestion s ON s.uuid = j.value GROUP BY 1, 2, 3"
+        )
+        for service, kind, suggestion_kind, count in accepted:
+            kind_entry(service, kind)["suggestions_accepted"][suggestion_kind] = count
+        for service in services.values():
+            for entry in service["cards"].values():
+                answered = entry["accepted"] + entry["overridden"]
+                entry["acceptance_rate"] = round(entry["accepted"] / answered, 3) if answered else None
+        summary: dict[str, Any] = {"services": services, "unattributed_feedback": unattributed}
+        return summary

@@ -1,0 +1,202 @@
+"""Prefetch: the FHIR queries fhircac's services publish, and getting their data for one call.
+
+CDS Hooks 2.0 §Prefetch: a key may be present with a resource or searchset Bundle (data), present
+with ``null`` (no data), present with an OperationOutcome (the EHR could not get it: fhircac treats
+the data as missing and says so), or absent (not prefetched). Absent keys are fetched from
+``fhirServer`` with the ``fhirAuthorization`` token; when that is impossible the call gets 412.
+A paginated Bundle's further pages come from ``fhirServer`` the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+from fhircac.fhir import codes
+from fhircac.fhir.client import FhirClient, FhirError, NotFound, outcome_message
+
+_PATIENT = "{{context.patientId}}"
+
+
+def _codes(pairs: list[tuple[str, str]]) -> str:
+    return ",".join(f"{system}|{code}" for system, code in pairs)
+
+
+_CONTEXT_OBSERVATIONS = [
+    *((codes.LOINC, code) for code in codes.LAB_CODES),
+    *((codes.LOINC, code) for code in sorted(codes.BLOOD_PRESSURE_PANELS)),
+    (codes.LOINC, codes.SMOKING_STATUS),
+    (codes.FHIRCAC, codes.FAMILY_HISTORY_PREMATURE_CHD),
+]
+
+# key → template. Read templates are "Type/{{token}}"; searches "Type?params". 2.0-valid tokens only.
+TEMPLATES: dict[str, str] = {
+    "patient": f"Patient/{_PATIENT}",
+    "cacScores": f"Observation?patient={_PATIENT}&code={_codes(sorted(codes.CAC_CODES))}&_count=100",
+    "observations": f"Observation?patient={_PATIENT}&code={_codes(_CONTEXT_OBSERVATIONS)}&_count=500",
+    "medicationStatements": (
+        f"MedicationStatement?patient={_PATIENT}&_include=MedicationStatement:medication&_count=200"
+    ),
+    "medicationRequests": (
+        f"MedicationRequest?patient={_PATIENT}&_include=MedicationRequest:medication&_count=200"
+    ),
+    "conditions": f"Condition?patient={_PATIENT}&_count=200",
+    "procedures": f"Procedure?patient={_PATIENT}&_count=200",
+    "familyHistory": f"FamilyMemberHistory?patient={_PATIENT}&_count=100",
+    "cacCarePlans": f"CarePlan?patient={_PATIENT}&identifier={codes.ASSESSMENT_ID}|&status=active&_count=50",
+}
+READER_KEYS = (
+    "patient",
+    "cacScores",
+    "observations",
+    "medicationStatements",
+    "medicationRequests",
+    "conditions",
+    "procedures",
+    "familyHistory",
+)
+
+
+class PrefetchUnavailable(Exception):
+    """Data the service needs is neither prefetched nor obtainable from ``fhirServer``: 412."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"prefetch {key!r}: {why}")
+        self.key = key
+        self.why = why
+
+
+class BadPrefetch(ValueError):
+    """A prefetch value that is not a resource, Bundle, OperationOutcome or null: the client's error (400)."""
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"prefetch.{key}: {why}")
+        self.key = key
+
+
+@dataclass
+class Gathered:
+    """The data of one call, by prefetch key, and what could not be had."""
+
+    resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # key → resources
+    unavailable: dict[str, str] = field(default_factory=dict)  # key → why (treated as missing data)
+    notes: list[str] = field(default_factory=list)  # the servers' own notes on their search results
+    fetched: list[str] = field(default_factory=list)  # keys fhircac fetched itself
+
+    def of(self, *keys: str) -> list[dict[str, Any]]:
+        return [resource for key in keys for resource in self.resources.get(key, [])]
+
+
+def render(template: str, context: Mapping[str, Any]) -> str:
+    """Replace ``{{context.x}}`` tokens; values were checked by the request schema (FHIR ids)."""
+    rendered = template
+    for name, value in context.items():
+        if isinstance(value, str):
+            rendered = rendered.replace(f"{{{{context.{name}}}}}", quote(value, safe=""))
+    if "{{" in rendered:
+        raise ValueError(f"unresolved token in prefetch template {template!r}")
+    return rendered
+
+
+def gather(
+    keys: tuple[str, ...],
+    prefetch: Mapping[str, Any],
+    context: Mapping[str, Any],
+    client: Callable[[], FhirClient | None],
+) -> Gathered:
+    """Every key's data: from the prefetch, else from the FHIR server ``client()`` reaches (or None)."""
+    gathered = Gathered()
+    for key in keys:
+        query = render(TEMPLATES[key], context)
+        if key in prefetch:
+            _take(gathered, key, prefetch[key], client)
+        else:
+            fhir = client()
+            if fhir is None:
+                raise PrefetchUnavailable(
+                    key, "not prefetched, and the request has no fhirServer to fetch it from"
+                )
+            gathered.resources[key] = _fetch(fhir, key, query)
+            gathered.fetched.append(key)
+    return gathered
+
+
+def _take(gathered: Gathered, key: str, value: Any, client: Callable[[], FhirClient | None]) -> None:
+    if value is None:  # the EHR ran the query and found nothing
+        gathered.resources[key] = []
+        return
+    if not isinstance(value, dict) or not isinstance(value.get("resourceType"), str):
+        raise BadPrefetch(key, "must be a FHIR resource, a Bundle, an OperationOutcome or null")
+    resource_type = value["resourceType"]
+    if resource_type == "OperationOutcome":
+        gathered.unavailable[key] = _outcome_text(value)
+        gathered.resources[key] = []
+        return
+    if resource_type != "Bundle":
+        gathered.resources[key] = [value]
+        return
+    _check_bundle(key, value)
+    pages = [value]
+    if any(link.get("relation") == "next" for link in _links(value)):
+        fhir = client()
+        if fhir is None:
+            raise PrefetchUnavailable(
+                key, "the prefetched Bundle has further pages and there is no fhirServer"
+            )
+        try:
+            pages += list(fhir.pages_after(value))
+        except FhirError as error:
+            raise PrefetchUnavailable(key, f"reading its further pages failed: {error}") from None
+    gathered.resources[key] = _entries(pages, gathered, key)
+
+
+def _fetch(fhir: FhirClient, key: str, query: str) -> list[dict[str, Any]]:
+    try:
+        if "?" not in query:
+            resource_type, resource_id = query.split("/", 1)
+            try:
+                return [fhir.read(resource_type, resource_id)]
+            except NotFound:
+                return []
+        resource_type, params = query.split("?", 1)
+        return fhir.search_resources(resource_type, parse_qsl(params, keep_blank_values=True))
+    except FhirError as error:
+        raise PrefetchUnavailable(key, f"fetching it from fhirServer failed: {error}") from None
+
+
+def _check_bundle(key: str, bundle: Mapping[str, Any]) -> None:
+    for element in ("entry", "link"):
+        items = bundle.get(element, [])
+        if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+            raise BadPrefetch(key, f"Bundle.{element} must be an array of objects")
+    for index, entry in enumerate(bundle.get("entry", [])):
+        if "resource" in entry and not isinstance(entry["resource"], dict):
+            raise BadPrefetch(key, f"Bundle.entry[{index}].resource must be an object")
+
+
+def _outcome_text(outcome: Mapping[str, Any]) -> str:
+    try:
+        return outcome_message(outcome)
+    except (TypeError, AttributeError):
+        return "the EHR answered with an OperationOutcome"
+
+
+def _links(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return list(bundle.get("link") or [])
+
+
+def _entries(pages: list[dict[str, Any]], gathered: Gathered, key: str) -> list[dict[str, Any]]:
+    resources: list[dict[str, Any]] = []
+    for page in pages:
+        for entry in page.get("entry") or []:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if not isinstance(resource, dict):
+                continue
+            if resource.get("resourceType") == "OperationOutcome":
+                # search.mode "outcome": the server's note on the search, e.g. a partial result.
+                gathered.notes.append(f"{key}: {_outcome_text(resource)}")
+                continue
+            resources.append(resource)
+    return resources

@@ -1,0 +1,151 @@
+"""What to say about an order a clinician is about to place: a repeat CAC scan or aspirin.
+
+The order hooks show these statements as cards. They reuse the assessment's own conclusions
+(next scan, known coronary disease, aspirin statements) so a card never says something the
+assessment would not; they only add the order's point of view (REFERENCE §6, §7, §9).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from fhircac.clinical import citations as c
+from fhircac.clinical.assessment import Assessment, MetabolicState, Statement
+from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
+from fhircac.clinical.policies import Policy, PolicyId
+
+KNOWN_CAD_SOURCE = c.cite("REFERENCE §9", c.SOURCE_003, c.SOURCE_004, c.NLA_2021)
+_ASPIRIN_CONSIDERED = frozenset({"aspirin-may-be-considered", "lf-aspirin-consider"})
+_ASPIRIN_STATEMENTS = ("aspirin-", "lf-aspirin-")
+
+
+def review_scan_order(
+    assessment: Assessment | None, known_coronary_disease: bool, ordered_for: date
+) -> list[Statement]:
+    """Reasons to reconsider a repeat CAC scan ordered for ``ordered_for``; empty when there are none.
+
+    ``assessment`` is None when the patient has no usable earlier score: only known coronary
+    disease can then be said.
+    """
+    reasons: list[Statement] = []
+    if known_coronary_disease:
+        reasons.append(
+            Statement(
+                "scan-order-known-cad",
+                "Known coronary disease (heart attack, stent or bypass) is recorded: a calcium score adds "
+                "nothing to the assessment and stents distort it.",
+                KNOWN_CAD_SOURCE,
+            )
+        )
+    if assessment is None:
+        return reasons
+    last = assessment.score
+    earliest = assessment.next_scan.earliest
+    if earliest is not None and ordered_for < earliest:
+        reasons.append(
+            Statement(
+                "scan-order-too-soon",
+                f"This scan ({ordered_for.isoformat()}) would come sooner than the earliest sensible date, "
+                f"{earliest.isoformat()}: 3 years after the last scan of {last.date.isoformat()}. Over a "
+                "shorter interval measurement variability can outweigh real change.",
+                c.cite("REFERENCE §6", c.SOURCE_000),
+            )
+        )
+    if last.agatston >= VERY_HIGH_SCORE and not known_coronary_disease:
+        reasons.append(_high_score_reason(assessment))
+    return reasons
+
+
+def _high_score_reason(assessment: Assessment) -> Statement:
+    score = f"{assessment.score.agatston:g}"
+    if assessment.policy.id is PolicyId.LIFESTYLE_FIRST:
+        state = assessment.metabolic.state
+        now = {
+            MetabolicState.CALM: "the markers are calm now",
+            MetabolicState.ACTIVE: "the markers are off target now, so they come first",
+            MetabolicState.UNKNOWN: "the markers are not available, so measure them first",
+        }[state]
+        return Statement(
+            "scan-order-high-score",
+            f"The last score was {score} (≥400). Under lifestyle-first a repeat at 3-5 years is for a "
+            f"metabolically calm patient ({now}); acc-aha-2018 holds that a repeat adds little at this "
+            "score.",
+            c.cite("REFERENCE §6", "REFERENCE §1", c.SOURCE_002, c.SOURCE_000),
+        )
+    return Statement(
+        "scan-order-high-score",
+        f"The last score was {score} (≥400): a repeat scan adds little; managing the risk matters more "
+        "than the next number.",
+        c.cite("REFERENCE §6", c.SOURCE_000),
+    )
+
+
+@dataclass(frozen=True)
+class AspirinReview:
+    """The active policy's criterion for primary-prevention aspirin, and where this patient stands."""
+
+    requirement: Statement
+    patient: Statement
+    considered: bool  # the policy lets aspirin be considered for this patient
+
+
+def aspirin_requirement(policy: Policy) -> Statement:
+    if policy.id is PolicyId.LIFESTYLE_FIRST:
+        return Statement(
+            "aspirin-policy-lifestyle-first",
+            "Under lifestyle-first, low-dose aspirin (at most 100 mg/day) for primary prevention only with "
+            "CAC ≥400 and active metabolic unrest (raised CRP or ApoB, or progression) and low bleeding "
+            "risk.",
+            c.cite("REFERENCE §7", c.SOURCE_002),
+        )
+    return Statement(
+        "aspirin-policy-acc-aha-2018",
+        "Under acc-aha-2018, low-dose aspirin for primary prevention may be considered at age 40-70 with "
+        "CAC ≥100 and no raised bleeding risk; it is not routine and not advised above 70.",
+        c.cite("REFERENCE §7", c.PREVENTION_2019),
+    )
+
+
+def review_aspirin_order(assessment: Assessment | None, policy: Policy) -> AspirinReview:
+    """For a patient without known coronary disease (aspirin there is secondary prevention)."""
+    requirement = aspirin_requirement(policy)
+    if assessment is None:
+        return AspirinReview(
+            requirement,
+            Statement(
+                "aspirin-no-cac-score",
+                "No usable CAC score is on record, so the policy's CAC criterion cannot be checked.",
+                requirement.source,
+            ),
+            considered=False,
+        )
+    said = [r for r in assessment.recommendations if r.id.startswith(_ASPIRIN_STATEMENTS)]
+    if said:
+        return AspirinReview(requirement, said[0], considered=said[0].id in _ASPIRIN_CONSIDERED)
+    threshold = VERY_HIGH_SCORE if policy.id is PolicyId.LIFESTYLE_FIRST else HIGH_SCORE
+    score = f"{assessment.score.agatston:g}"
+    if assessment.score.agatston < threshold:
+        statement = Statement(
+            "aspirin-below-threshold",
+            f"The latest CAC score is {score}, below this policy's threshold of {threshold}: aspirin is "
+            "not part of its primary-prevention plan at this score.",
+            requirement.source,
+        )
+        return AspirinReview(requirement, statement, considered=False)
+    unknown = [m.field for m in assessment.missing if any("aspirin" in p for p in m.needed_for)]
+    if unknown:
+        statement = Statement(
+            "aspirin-criteria-unchecked",
+            f"The latest CAC score is {score}, which meets the policy's CAC criterion, but its other "
+            f"criteria could not be checked (missing: {', '.join(unknown)}).",
+            requirement.source,
+        )
+    else:
+        statement = Statement(
+            "aspirin-criteria-not-met",
+            f"The latest CAC score is {score}, which meets the policy's CAC criterion, but not its other "
+            "criteria, so aspirin is not part of its primary-prevention plan for this patient.",
+            requirement.source,
+        )
+    return AspirinReview(requirement, statement, considered=False)

@@ -1,0 +1,308 @@
+"""CDS Hooks 2.0 over HTTP: discovery, the three services, feedback and its summary.
+
+    GET  /cds-services                   discovery
+    POST /cds-services/{id}              a hook call → {"cards": [...]}
+    POST /cds-services/{id}/feedback     the clinician accepted or overrode cards
+    GET  /cds-feedback/summary           acceptance per card kind (no patient data)
+    GET  /rules                          the policies, rules and sources cards cite (card source.url)
+
+Every CDS call carries the client's JWT (aud = the URL called); a refused token gets 401 and no
+reason (the reason goes to the log). Errors are JSON OperationOutcomes: 400 for a body that is
+not a valid call (oversized bodies included, so EHRs see one kind of client error), 404 for an
+unknown service, 412 when data the service needs is neither prefetched nor reachable.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask_cors import CORS
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from fhircac.cdshooks.feedback import FeedbackRefused, FeedbackStore
+from fhircac.cdshooks.prefetch import BadPrefetch, PrefetchUnavailable
+from fhircac.cdshooks.schemas import feedback_problems, request_problems
+from fhircac.cdshooks.security import ReplayGuard, Unauthorized, Verifier, load_clients
+from fhircac.cdshooks.services import SERVICES, Service, Situation, call
+from fhircac.clinical import citations
+from fhircac.clinical.policies import POLICIES, get_policy
+from fhircac.config import ConfigError, Settings
+from fhircac.evaluate import parse_json
+from fhircac.fhir.auth import BearerToken, is_loopback
+from fhircac.fhir.client import FhirClient
+from fhircac.fhir.conformance import PROFILES_DIR
+from fhircac.fhir.issues import Issue, operation_outcome
+
+log = logging.getLogger(__name__)
+cds = Blueprint("cds", __name__)
+JSON = "application/json"
+
+
+@dataclass
+class CdsRuntime:
+    """What the CDS endpoints share within one process."""
+
+    verifier: Verifier | None  # None: verification turned off (FHIRCAC_CDS_AUTH=off)
+    feedback: FeedbackStore
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Register the CDS blueprint, CORS, the feedback store and the JWT verifier (fail fast on a bad
+    trusted-clients file: a service that cannot authenticate anyone should not start quietly)."""
+    feedback = FeedbackStore(settings.cds_db)
+    verifier = None
+    if settings.cds_auth:
+        clients = {}
+        if settings.cds_clients_file:
+            try:
+                clients = load_clients(settings.cds_clients_file)
+            except ValueError as error:
+                raise ConfigError(f"FHIRCAC_CDS_CLIENTS: {error}") from None
+        else:
+            log.warning("no trusted CDS clients (FHIRCAC_CDS_CLIENTS unset): every CDS Hooks call gets 401")
+        verifier = Verifier(clients, ReplayGuard(settings.cds_db), fetch_timeout=settings.cds_fetch_timeout)
+    else:
+        log.warning(
+            "CDS Hooks JWT verification is OFF (FHIRCAC_CDS_AUTH=off): any caller is trusted. "
+            "For local development only."
+        )
+    app.extensions["fhircac-cds"] = CdsRuntime(verifier, feedback)
+    app.register_blueprint(cds)
+    CORS(
+        app,
+        resources={r"/cds-services(/.*)?": {}, r"/cds-feedback/.*": {}},
+        origins=list(settings.cors_origins),
+        allow_headers=["Authorization", "Content-Type"],
+        methods=["GET", "POST", "OPTIONS"],
+        max_age=600,
+        supports_credentials=False,
+    )
+
+
+def _runtime() -> CdsRuntime:
+    runtime: CdsRuntime = current_app.extensions["fhircac-cds"]
+    return runtime
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["FHIRCAC"]
+    return settings
+
+
+def _base_url() -> str:
+    return _settings().public_base_url or request.host_url.rstrip("/")
+
+
+def _error(status: int, problems: list[str], code: str = "invalid") -> Response:
+    issues = [Issue("error", code, *_split(problem)) for problem in problems]
+    response = jsonify(operation_outcome(issues))
+    response.status_code = status
+    response.mimetype = JSON
+    return response
+
+
+def _split(problem: str) -> tuple[str, str]:
+    where, _, message = problem.partition(": ")
+    return (where, message) if message else ("(request)", problem)
+
+
+def _unauthorized() -> Response:
+    response = jsonify(
+        {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "login"}]}
+    )
+    response.status_code = 401
+    response.mimetype = JSON
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _refused() -> Response | None:
+    """401 unless the request carries a valid, fresh client JWT for exactly this URL."""
+    verifier = _runtime().verifier
+    if verifier is None:
+        return None
+    try:
+        verifier.verify(request.headers.get("Authorization"), _base_url() + request.path)
+    except Unauthorized as refusal:
+        log.info("CDS call to %s refused: %s", request.path, refusal.reason)
+        return _unauthorized()
+    return None
+
+
+def _json_body() -> tuple[Any, Response | None]:
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        limit = _settings().max_body_bytes
+        return None, _error(400, [f"(body): larger than the limit of {limit} bytes (FHIRCAC_MAX_BODY_BYTES)"])
+    if not raw:
+        return None, _error(400, ["(body): empty; send the JSON request body"])
+    data, issues = parse_json(raw, "(body)")
+    if issues:
+        return None, _error(400, [str(issue) for issue in issues])
+    return data, None
+
+
+# --- discovery ------------------------------------------------------------------------------------
+
+
+@cds.get("/cds-services")
+def discovery() -> Response:
+    refused = _refused()
+    if refused is not None:
+        return refused
+    return jsonify({"services": [service.discovery() for service in SERVICES.values()]})
+
+
+# --- hook calls -----------------------------------------------------------------------------------
+
+
+@cds.post("/cds-services/<service_id>")
+def service_call(service_id: str) -> Response:
+    refused = _refused()
+    if refused is not None:
+        return refused
+    service = SERVICES.get(service_id)
+    if service is None:
+        return _error(
+            404, [f"(url): no CDS service {service_id!r}; GET /cds-services lists them"], "not-found"
+        )
+    body, bad = _json_body()
+    if bad is not None:
+        return bad
+    problems = request_problems(service.hook, body)
+    if problems:
+        return _error(400, problems)
+    if body["hook"] != service.hook:
+        message = f"(body).hook: {body['hook']!r} sent to {service.id}, a {service.hook} service"
+        return _error(400, [message])
+    server = body.get("fhirServer")
+    if server is not None and urlsplit(server).scheme != "https" and not is_loopback(server):
+        return _error(400, ["(body).fhirServer: must be https (plain http only for a loopback address)"])
+    return _answer(service, body)
+
+
+def _answer(service: Service, body: dict[str, Any]) -> Response:
+    started = time.perf_counter()
+    clients: list[FhirClient] = []
+    client = _fhir_client_maker(body, clients)
+    try:
+        answer = call(service, body, _situation(), client)
+    except PrefetchUnavailable as missing:
+        return _error(412, [f"(body).prefetch.{missing.key}: {missing.why}"], "processing")
+    except BadPrefetch as bad:
+        return _error(400, [f"(body).prefetch.{bad.key}: {bad}".replace(f"prefetch.{bad.key}: ", "", 1)])
+    finally:
+        for made in clients:
+            made.close()
+    _runtime().feedback.record_cards(service.id, answer.cards)
+    fetched = answer.gathered.fetched if answer.gathered else []
+    log.debug(
+        "%s: %d card(s), fetched %s, %.1f ms",
+        service.id,
+        len(answer.cards),
+        ",".join(fetched) or "nothing",
+        (time.perf_counter() - started) * 1000,
+    )
+    return jsonify({"cards": [card.to_json() for card in answer.cards]})
+
+
+def _fhir_client_maker(body: dict[str, Any], made: list[FhirClient]) -> Callable[[], FhirClient | None]:
+    """The EHR's FHIR server, made on first need; the access token is used for this call only."""
+
+    def client() -> FhirClient | None:
+        if made:
+            return made[0]
+        server = body.get("fhirServer")
+        if server is None:
+            return None
+        token = (body.get("fhirAuthorization") or {}).get("access_token")
+        timeout = float(_settings().cds_fetch_timeout)
+        made.append(
+            FhirClient(
+                server, auth=BearerToken(token) if token else None, timeout=(timeout, timeout), retries=1
+            )
+        )
+        return made[0]
+
+    return client
+
+
+def _situation() -> Situation:
+    settings = _settings()
+    now = datetime.now(UTC)
+    base = _base_url()
+    reports = "report" in current_app.blueprints
+
+    def report_url(patient_id: str) -> str | None:
+        return f"{base}/report/{quote(patient_id, safe='')}" if reports else None
+
+    return Situation(get_policy(settings.policy), now.date(), now, base, report_url)
+
+
+# --- feedback -------------------------------------------------------------------------------------
+
+
+@cds.post("/cds-services/<service_id>/feedback")
+def feedback(service_id: str) -> Response:
+    refused = _refused()
+    if refused is not None:
+        return refused
+    if service_id not in SERVICES:
+        return _error(
+            404, [f"(url): no CDS service {service_id!r}; GET /cds-services lists them"], "not-found"
+        )
+    body, bad = _json_body()
+    if bad is not None:
+        return bad
+    problems = feedback_problems(body)
+    if problems:
+        return _error(400, problems)
+    try:
+        stored, repeated = _runtime().feedback.record_feedback(service_id, body["feedback"])
+    except FeedbackRefused as refusal:
+        return _error(400, [f"(body).feedback: {refusal}"], "business-rule")
+    return jsonify({"stored": stored, "already_stored": repeated})
+
+
+@cds.get("/cds-feedback/summary")
+def feedback_summary() -> Response:
+    return jsonify(_runtime().feedback.summary())
+
+
+# --- the rules page cards link to -----------------------------------------------------------------
+
+
+@cds.get("/rules")
+def rules() -> Response:
+    path = PROFILES_DIR / "CodeSystem-fhircac-rule.json"
+    rule_system = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"concept": []}
+    sources = [value for name, value in vars(citations).items() if name.isupper() and isinstance(value, str)]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>fhircac rules</title></head><body>",
+        "<main><h1>fhircac: policies, rules and sources</h1><h2>Policies</h2><dl>",
+    ]
+    for policy in POLICIES.values():
+        name = html.escape(policy.id.value)
+        parts.append(
+            f"<dt id='{name}'>{name} {html.escape(policy.version)}: {html.escape(policy.title)}</dt>"
+            f"<dd>{html.escape(policy.basis)}</dd>"
+        )
+    parts.append("</dl><h2>Rules (statement ids on cards and in written resources)</h2><ul>")
+    for concept in rule_system["concept"]:
+        code = html.escape(concept["code"])
+        parts.append(f"<li id='{code}'><code>{code}</code>: {html.escape(concept.get('display', ''))}</li>")
+    parts.append("</ul><h2>Sources</h2><ul>")
+    parts += [f"<li>{html.escape(source)}</li>" for source in sources]
+    parts.append("</ul></main></body></html>")
+    return Response("".join(parts), mimetype="text/html")
