@@ -464,3 +464,39 @@ def test_gather_takes_prefetch_and_fetches_only_what_is_absent() -> None:
             {"patientId": "p"},
             lambda: None,
         )
+
+
+# --- examples/cds-hooks --------------------------------------------------------------------------
+
+EXPECTED_ORDER_CARDS = {
+    "03-cac-1-99-over-55.order-sign.json": ["scan-order-too-soon", "aspirin-policy-acc-aha-2018"],
+    "05-cac-400-metabolically-calm.order-sign.json": ["scan-order-too-soon", "scan-order-high-score"],
+    "08-known-cad-stent.order-sign.json": ["scan-order-known-cad"],
+}
+
+
+def test_cds_examples_are_what_the_generator_writes() -> None:
+    import subprocess
+    import sys
+
+    script = EXAMPLES.parent / "tools" / "make_cds_examples.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_cds_example_replays(client: Any) -> None:
+    files = sorted((EXAMPLES / "cds-hooks").glob("*.json"))
+    assert len(files) == 15
+    for path in files:
+        body = json.loads(path.read_text(encoding="utf-8"))
+        status, answer = post(client, f"cac-{body['hook']}", body)
+        assert status == 200, (path.name, answer)
+        for card in answer["cards"]:
+            assert_spec_card(card)
+        topics = [card["source"]["topic"]["code"] for card in answer["cards"]]
+        if body["hook"] == "patient-view":
+            assert topics[0] == "cac-risk-assessment", path.name
+        else:
+            assert topics == EXPECTED_ORDER_CARDS[path.name], (path.name, topics)
