@@ -8,6 +8,10 @@ tells which resource belongs to whom when such a bundle is replayed.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -90,8 +94,53 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+class _ValidCache:
+    """Digests of resources that passed validation, most recently used last, bounded.
+
+    Validation is a pure function of a resource's content and costs 0.1-1 ms per resource, while
+    the same resources come back again and again (a chart opened, then its orders signed; the
+    poller re-reading a patient). Only passes are remembered: a failure is re-reported in full.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def digest(resource: dict[str, Any]) -> bytes | None:
+        try:
+            text = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        except (TypeError, ValueError):
+            return None
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+    def __contains__(self, digest: bytes) -> bool:
+        with self._lock:
+            if digest in self._digests:
+                self._digests.move_to_end(digest)
+                return True
+            return False
+
+    def clear(self) -> None:
+        with self._lock:
+            self._digests.clear()
+
+    def add(self, digest: bytes) -> None:
+        with self._lock:
+            self._digests[digest] = None
+            if len(self._digests) > self.size:
+                self._digests.popitem(last=False)
+
+
+VALID_RESOURCES = _ValidCache(50_000)  # about 6 MB at most
+
+
 def validate_resource(resource: dict[str, Any], location: str) -> list[Issue]:
     """Structure and datatypes per FHIR R4 (fhir.resources R4B), each problem at its element."""
+    digest = VALID_RESOURCES.digest(resource)
+    if digest is not None and digest in VALID_RESOURCES:
+        return []
     try:
         _model(str(resource["resourceType"])).model_validate(resource)
     except ValidationError as error:
@@ -106,6 +155,8 @@ def validate_resource(resource: dict[str, Any], location: str) -> list[Issue]:
         return issues
     except (ValueError, TypeError, KeyError) as error:
         return [Issue("error", "structure", location, f"not a valid FHIR resource: {error}")]
+    if digest is not None:
+        VALID_RESOURCES.add(digest)
     return []
 
 

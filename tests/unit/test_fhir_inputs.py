@@ -161,3 +161,34 @@ def test_a_transaction_referring_to_two_patients_is_refused() -> None:
     )
     _groups, issues = group(bundle, fb.patient(id="p2"))
     assert any("refers to several: Patient/p1, Patient/p2" in m for m in error_messages(issues))
+
+
+def test_validation_is_remembered_only_for_resources_that_passed() -> None:
+    from unittest.mock import patch
+
+    from fhircac.fhir import inputs
+
+    inputs.VALID_RESOURCES.clear()
+    good = {"resourceType": "Patient", "id": "cache-1", "gender": "female"}
+    bad = {"resourceType": "Patient", "id": "cache-2", "gender": 5}
+    assert inputs.validate_resource(good, "x") == []
+    first = inputs.validate_resource(bad, "x")
+    assert first
+    with patch.object(inputs, "_model", side_effect=AssertionError("validated again")):
+        assert inputs.validate_resource(dict(good), "x") == []  # same content: remembered
+    assert inputs.validate_resource(bad, "x") == first  # a failure is reported again, in full
+    changed = {**good, "birthDate": "not-a-date"}
+    assert inputs.validate_resource(changed, "x")  # any change in content is validated afresh
+
+
+def test_the_validation_memory_is_bounded() -> None:
+    from fhircac.fhir.inputs import _ValidCache
+
+    cache = _ValidCache(3)
+    digests = [bytes([i]) * 16 for i in range(5)]
+    for digest in digests[:3]:
+        cache.add(digest)
+    assert digests[0] in cache  # used: now the most recent
+    cache.add(digests[3])
+    cache.add(digests[4])
+    assert digests[0] in cache and digests[1] not in cache and digests[2] not in cache
