@@ -7,6 +7,7 @@ returned, so a caller never writes half a batch.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -46,10 +47,48 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _no_constants(name: str) -> Any:
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+class _NotJson(ValueError):
+    pass
+
+
+_ESCAPED_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+MAX_DEPTH = 100  # FHIR documents nest about 15 deep; deeper input would only exhaust recursion later
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth, without recursion (the point is to refuse what recursion cannot handle)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
+    return deepest
+
+
 def parse_json(text: str | bytes, origin: str) -> tuple[Any, list[Issue]]:
-    """JSON as FHIR needs it: well formed, UTF-8, no duplicate keys (which value would be meant?)."""
+    """JSON as FHIR needs it: well formed, UTF-8, no duplicate keys (which value would be meant?),
+    no NaN or Infinity, no unpaired surrogates (they are not Unicode text), numbers of sane length."""
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys), []
+        if isinstance(text, bytes):
+            text = text.decode("utf-8")
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+        if _depth(data) > MAX_DEPTH:
+            raise RecursionError
+        if _ESCAPED_SURROGATE.search(text):
+            json.dumps(data, ensure_ascii=False).encode("utf-8")  # raises on an unpaired surrogate
+        return data, []
     except _DuplicateKey as error:
         return None, [Issue("fatal", "structure", origin, f"not valid FHIR JSON: {error}")]
     except RecursionError:
@@ -59,6 +98,14 @@ def parse_json(text: str | bytes, origin: str) -> tuple[Any, list[Issue]]:
         return None, [Issue("fatal", "structure", where, f"not JSON: {error.msg}")]
     except UnicodeDecodeError as error:
         return None, [Issue("fatal", "structure", origin, f"not UTF-8 text: {error.reason}")]
+    except UnicodeEncodeError:
+        return None, [
+            Issue("fatal", "structure", origin, "not usable JSON: a string holds an unpaired surrogate")
+        ]
+    except _NotJson as error:
+        return None, [Issue("fatal", "structure", origin, f"not JSON: {error}")]
+    except ValueError as error:  # e.g. an integer longer than Python converts (4300 digits)
+        return None, [Issue("fatal", "structure", origin, f"not usable JSON: {error}")]
 
 
 def evaluate(

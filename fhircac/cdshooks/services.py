@@ -210,36 +210,48 @@ _SCAN_TEXT = re.compile(r"calcium scor|agatston|\bcac\b", re.IGNORECASE)
 
 def draft_orders(context: Mapping[str, Any], *, selected_only: bool) -> list[dict[str, Any]]:
     """The draft orders the hook is about: for order-select only the ``selections``."""
-    bundle = context.get("draftOrders") or {}
-    resources = [
-        entry["resource"]
-        for entry in bundle.get("entry") or []
-        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
-    ]
+    resources = [entry["resource"] for entry in _entries(context) if isinstance(entry.get("resource"), dict)]
     if not selected_only:
         return resources
-    selections = set(context.get("selections") or [])
+    selections = {s for s in _list(context.get("selections")) if isinstance(s, str)}
     return [r for r in resources if f"{r.get('resourceType')}/{r.get('id')}" in selections]
 
 
-def _concepts(value: Any) -> list[dict[str, Any]]:
-    return [value] if isinstance(value, dict) else []
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The objects of a JSON array. Draft orders come from the EHR unvalidated (in any FHIR version),
+    so every element is checked for its shape before it is used."""
+    return [item for item in _list(value) if isinstance(item, dict)]
+
+
+def _entries(context: Mapping[str, Any]) -> list[dict[str, Any]]:
+    bundle = context.get("draftOrders")
+    return _objects(bundle.get("entry")) if isinstance(bundle, dict) else []
+
+
+def _concepts(*values: Any) -> list[dict[str, Any]]:
+    """CodeableConcepts reduced to what is read (text, codings), safe to hand to the reader."""
+    concepts = []
+    for value in values:
+        if isinstance(value, dict):
+            text = value.get("text")
+            concepts.append(
+                {"text": text if isinstance(text, str) else "", "coding": _objects(value.get("coding"))}
+            )
+    return concepts
 
 
 def is_scan_order(order: Mapping[str, Any]) -> bool:
     if order.get("resourceType") not in _SCAN_ORDER_TYPES:
         return False
     for concept in _concepts(order.get("code")):
-        for coding in concept.get("coding") or []:
-            if (
-                isinstance(coding, dict)
-                and (coding.get("system"), str(coding.get("code"))) in codes.SCAN_ORDER_CODES
-            ):
-                return True
-        texts = [
-            concept.get("text"),
-            *(c.get("display") for c in concept.get("coding") or [] if isinstance(c, dict)),
-        ]
+        codings = concept["coding"]
+        if any((c.get("system"), str(c.get("code"))) in codes.SCAN_ORDER_CODES for c in codings):
+            return True
+        texts = [concept["text"], *(c.get("display") for c in codings)]
         if any(isinstance(text, str) and _SCAN_TEXT.search(text) for text in texts):
             return True
     return False
@@ -249,18 +261,12 @@ def is_aspirin_order(order: Mapping[str, Any], context: Mapping[str, Any]) -> bo
     if order.get("resourceType") not in _MEDICATION_ORDER_TYPES:
         return False
     concepts = _concepts(order.get("medicationCodeableConcept"))
-    reference = (
-        (order.get("medicationReference") or {}).get("reference")
-        if isinstance(order.get("medicationReference"), dict)
-        else None
-    )
-    if isinstance(reference, str):
-        medication = _find_medication(reference, order, context)
-        if medication is not None:
-            concepts += _concepts(medication.get("code"))
-            for ingredient in medication.get("ingredient") or []:
-                if isinstance(ingredient, dict):
-                    concepts += _concepts(ingredient.get("itemCodeableConcept"))
+    reference = order.get("medicationReference")
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    medication = _find_medication(target, order, context) if isinstance(target, str) else None
+    if medication is not None:
+        ingredients = [i.get("itemCodeableConcept") for i in _objects(medication.get("ingredient"))]
+        concepts += _concepts(medication.get("code"), *ingredients)
     classes, _ = classify_medication(concepts)
     return DrugClass.ASPIRIN in classes
 
@@ -270,19 +276,12 @@ def _find_medication(
 ) -> dict[str, Any] | None:
     """A Medication contained in the order, or included in the draftOrders Bundle (as Epic sends it)."""
     if reference.startswith("#"):
-        pool = order.get("contained") or []
+        pool = _objects(order.get("contained"))
         wanted: tuple[str, ...] = ("Medication", reference[1:])
     else:
-        pool = [
-            e.get("resource")
-            for e in (context.get("draftOrders") or {}).get("entry") or []
-            if isinstance(e, dict)
-        ]
+        pool = [e["resource"] for e in _entries(context) if isinstance(e.get("resource"), dict)]
         wanted = tuple(reference.rsplit("/", 2)[-2:]) if "/" in reference else ("Medication", reference)
-    for resource in pool:
-        if isinstance(resource, dict) and (resource.get("resourceType"), resource.get("id")) == wanted:
-            return resource
-    return None
+    return next((r for r in pool if (r.get("resourceType"), r.get("id")) == wanted), None)
 
 
 def _order_date(order: Mapping[str, Any]) -> date | None:

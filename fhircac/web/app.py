@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import date
-from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
@@ -13,6 +11,7 @@ from fhircac import __version__
 from fhircac.calc_input import calculate
 from fhircac.clinical.errors import InvalidInput, Problem
 from fhircac.config import Settings
+from fhircac.evaluate import parse_json
 from fhircac.web.cds import install as install_cds
 from fhircac.web.errors import outcome_response, register_error_handlers
 from fhircac.web.hooks import hooks
@@ -52,10 +51,9 @@ def calc() -> Response:
         return outcome_response(
             [Problem("(body)", "send the input as application/json")], 415, "not-supported"
         )
-    try:
-        data: Any = json.loads(request.get_data(cache=False))
-    except (ValueError, UnicodeDecodeError) as error:
-        return outcome_response([Problem("(body)", f"not valid JSON: {error}")], 400)
+    data, issues = parse_json(request.get_data(cache=False), "(body)")
+    if issues:
+        return outcome_response([Problem("(body)", issue.message) for issue in issues], 400)
     if isinstance(data, dict) and "policy" not in data:
         data = {**data, "policy": current_app.config["FHIRCAC"].policy}
     try:

@@ -186,9 +186,24 @@ def service_call(service_id: str) -> Response:
         message = f"(body).hook: {body['hook']!r} sent to {service.id}, a {service.hook} service"
         return _error(400, [message])
     server = body.get("fhirServer")
-    if server is not None and urlsplit(server).scheme != "https" and not is_loopback(server):
-        return _error(400, ["(body).fhirServer: must be https (plain http only for a loopback address)"])
+    if server is not None:
+        problem = _server_problem(server)
+        if problem:
+            return _error(400, [f"(body).fhirServer: {problem}"])
     return _answer(service, body)
+
+
+def _server_problem(server: str) -> str | None:
+    try:
+        parts = urlsplit(server)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError as error:
+        return f"not a usable URL ({error})"
+    if not parts.hostname:
+        return "not a usable URL (no host)"
+    if parts.scheme != "https" and not is_loopback(server):
+        return "must be https (plain http only for a loopback address)"
+    return None
 
 
 def _answer(service: Service, body: dict[str, Any]) -> Response:

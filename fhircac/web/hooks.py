@@ -21,6 +21,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 from fhircac.clinical.errors import Problem
 from fhircac.clinical.policies import get_policy
 from fhircac.config import Settings
+from fhircac.evaluate import parse_json
 from fhircac.fhir.auth import AuthError
 from fhircac.fhir.client import FhirError, client_from_env
 from fhircac.fhir.issues import Issue, operation_outcome
@@ -118,10 +119,9 @@ def notification_with_payload(observation_id: str) -> Response:
     refusal = _refusal()
     if refusal is not None:
         return refusal
-    try:
-        resource = json.loads(request.get_data(cache=False) or b"null")
-    except (ValueError, UnicodeDecodeError) as error:
-        return outcome_response([Problem("(body)", f"not valid JSON: {error}")], 400)
+    resource, issues = parse_json(request.get_data(cache=False) or b"null", "(body)")
+    if issues:
+        return outcome_response([Problem("(body)", issue.message) for issue in issues], 400)
     if not isinstance(resource, dict) or resource.get("resourceType") != "Observation":
         return outcome_response([Problem("(body)", "the notification must carry an Observation")], 400)
     for element in ("meta", "subject"):
