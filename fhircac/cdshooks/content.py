@@ -172,14 +172,7 @@ def _summary_detail(a: Assessment, gathered: Gathered, rose_on_statin: bool) -> 
     return "\n\n".join(lines)
 
 
-def _logical(resource: Mapping[str, Any], display: str) -> dict[str, Any]:
-    return {"type": resource["resourceType"], "identifier": resource["identifier"][0], "display": display}
-
-
 def _care_plan_suggestion(risk_assessment: dict[str, Any], care_plan: dict[str, Any]) -> Suggestion:
-    """Create the interpretation and its plan. The plan points at the interpretation by identifier,
-    because the EHR assigns the ids when it applies the actions."""
-    plan = {**care_plan, "supportingInfo": [_logical(risk_assessment, "fhircac CAC interpretation")]}
     return Suggestion(
         label="Create the CAC follow-up plan (CarePlan) and its interpretation (RiskAssessment)",
         kind="create-careplan",
@@ -187,7 +180,9 @@ def _care_plan_suggestion(risk_assessment: dict[str, Any], care_plan: dict[str, 
             Action(
                 "create", "Record fhircac's interpretation of the CAC score (RiskAssessment)", risk_assessment
             ),
-            Action("create", "Create the CAC follow-up plan to discuss with the patient (CarePlan)", plan),
+            Action(
+                "create", "Create the CAC follow-up plan to discuss with the patient (CarePlan)", care_plan
+            ),
         ),
     )
 

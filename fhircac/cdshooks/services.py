@@ -27,7 +27,7 @@ from fhircac.fhir.client import FhirClient
 from fhircac.fhir.inputs import group_by_patient
 from fhircac.fhir.issues import Issue, has_errors
 from fhircac.fhir.read import ReadResult, classify_medication
-from fhircac.fhir.write import produce
+from fhircac.fhir.write import assessment_and_plan, care_plan_identifier
 
 
 @dataclass(frozen=True)
@@ -160,16 +160,15 @@ def _patient_view_cards(
     assessment, read = view.assessment, view.read
     care_plan = None
     if "cacCarePlans" not in gathered.unavailable:
-        produced = produce(assessment, read, recorded=situation.now)
-        existing = {
-            str(identifier.get("value"))
+        wanted = care_plan_identifier(assessment, read)
+        existing = [
+            identifier
             for plan in gathered.of("cacCarePlans")
             for identifier in plan.get("identifier") or []
-            if isinstance(identifier, dict) and identifier.get("system") == codes.ASSESSMENT_ID
-        }
-        plan = produced.care_plan
-        if plan is not None and plan["identifier"][0]["value"] not in existing:
-            care_plan = (produced.risk_assessment, plan)
+            if identifier == wanted
+        ]
+        if not existing:
+            care_plan = assessment_and_plan(assessment, read)
     cards = [
         content.summary_card(assessment, gathered, care_plan, situation.report_url(patient_id), situation)
     ]
@@ -249,7 +248,7 @@ def is_scan_order(order: Mapping[str, Any]) -> bool:
         return False
     for concept in _concepts(order.get("code")):
         codings = concept["coding"]
-        if any((c.get("system"), str(c.get("code"))) in codes.SCAN_ORDER_CODES for c in codings):
+        if any((str(c.get("system")), str(c.get("code"))) in codes.SCAN_ORDER_CODES for c in codings):
             return True
         texts = [concept["text"], *(c.get("display") for c in codings)]
         if any(isinstance(text, str) and _SCAN_TEXT.search(text) for text in texts):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from fhircac.fhir.issues import Issue
 
@@ -142,7 +142,7 @@ def validate_resource(resource: dict[str, Any], location: str) -> list[Issue]:
     if digest is not None and digest in VALID_RESOURCES:
         return []
     try:
-        _model(str(resource["resourceType"])).model_validate(resource)
+        model = _model(str(resource["resourceType"])).model_validate(resource)
     except ValidationError as error:
         issues = []
         for detail in error.errors():
@@ -155,9 +155,45 @@ def validate_resource(resource: dict[str, Any], location: str) -> list[Issue]:
         return issues
     except (ValueError, TypeError, KeyError) as error:
         return [Issue("error", "structure", location, f"not a valid FHIR resource: {error}")]
+    disguised = [
+        Issue(
+            "error",
+            "structure",
+            f"{location}.{path}",
+            "an object is given as a JSON string; FHIR JSON nests it",
+        )
+        for path in _objects_in_strings(resource, model, "")
+    ]
+    if disguised:
+        return disguised
     if digest is not None:
         VALID_RESOURCES.add(digest)
     return []
+
+
+def _objects_in_strings(node: dict[str, Any], model: Any, path: str) -> Iterator[str]:
+    """Elements fhir.resources parsed out of a JSON *string* (it accepts ``"meta": "{...}"``): the
+    readers expect the object itself, so such input is refused rather than half-read."""
+    for key, value in node.items():
+        if key == "resourceType" or key.startswith("_"):
+            continue
+        where = f"{path}.{key}" if path else key
+        attribute = getattr(model, key, None)
+        if isinstance(value, str):
+            if value.lstrip()[:1] in ("{", "[") and isinstance(attribute, BaseModel | list):
+                yield where
+        elif isinstance(value, dict) and isinstance(attribute, BaseModel):
+            yield from _objects_in_strings(value, attribute, where)
+        elif isinstance(value, list) and isinstance(attribute, list):
+            for index, (item, parsed) in enumerate(zip(value, attribute, strict=False)):
+                if (
+                    isinstance(item, str)
+                    and item.lstrip()[:1] in ("{", "[")
+                    and isinstance(parsed, BaseModel)
+                ):
+                    yield f"{where}[{index}]"
+                elif isinstance(item, dict) and isinstance(parsed, BaseModel):
+                    yield from _objects_in_strings(item, parsed, f"{where}[{index}]")
 
 
 def _nulls(node: Any, path: str) -> Iterator[str]:

@@ -104,7 +104,7 @@ def produce(
     ``care_plan=False`` for a scan that a later scan has already replaced: its assessment is a
     record of what that scan meant, but only the latest scan's plan is one to act on.
     """
-    key = f"{assessment_key(read)}:{assessment.policy.id.value}:{assessment.policy.version}"
+    key = _key(assessment, read)
     subject = _subject(read.patient)
     urls = (_full_url("riskassessment", key), _full_url("careplan", key), _full_url("provenance", key))
     risk_assessment = _risk_assessment(assessment, read, key, subject)
@@ -112,11 +112,43 @@ def produce(
     targets = urls[:2] if care_plan else urls[:1]
     provenance = _provenance(assessment, read, key, recorded, targets)
     produced = Produced(risk_assessment, plan, provenance, urls)
-    for resource in produced.resources():
+    _validated(produced.resources())
+    return produced
+
+
+def care_plan_identifier(assessment: Assessment, read: ReadResult) -> dict[str, str]:
+    """The identifier ``produce`` gives this assessment's CarePlan, without building anything."""
+    return _identifier("careplan", _key(assessment, read))[0]
+
+
+def assessment_and_plan(assessment: Assessment, read: ReadResult) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The RiskAssessment and CarePlan alone, validated: what a CDS card suggests the EHR create.
+    The EHR records them itself, so there is no Provenance of a fhircac write; the plan names the
+    interpretation by identifier, because the EHR assigns the ids."""
+    key = _key(assessment, read)
+    subject = _subject(read.patient)
+    risk_assessment = _risk_assessment(assessment, read, key, subject)
+    plan = _care_plan(assessment, key, subject, _full_url("riskassessment", key))
+    plan["supportingInfo"] = [
+        {
+            "type": "RiskAssessment",
+            "identifier": risk_assessment["identifier"][0],
+            "display": "fhircac CAC interpretation",
+        }
+    ]
+    _validated([risk_assessment, plan])
+    return risk_assessment, plan
+
+
+def _key(assessment: Assessment, read: ReadResult) -> str:
+    return f"{assessment_key(read)}:{assessment.policy.id.value}:{assessment.policy.version}"
+
+
+def _validated(resources: list[dict[str, Any]]) -> None:
+    for resource in resources:
         problems = validate_resource(resource, f"output {resource['resourceType']}")
         if problems:
             raise OutputInvalid("; ".join(str(p) for p in problems))
-    return produced
 
 
 def _full_url(kind: str, key: str) -> str:

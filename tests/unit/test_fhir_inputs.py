@@ -192,3 +192,19 @@ def test_the_validation_memory_is_bounded() -> None:
     cache.add(digests[3])
     cache.add(digests[4])
     assert digests[0] in cache and digests[1] not in cache and digests[2] not in cache
+
+
+def test_an_object_given_as_a_json_string_is_refused_with_its_place() -> None:
+    from fhircac.fhir.inputs import validate_resource
+
+    observation = {
+        "resourceType": "Observation",
+        "id": "disguised",
+        "status": "final",
+        "code": {"text": "CAC"},
+        "valueQuantity": '{"value": 120, "unit": "Agatston"}',  # fhir.resources would parse this
+        "component": [{"code": '{"text": "LAD"}', "valueString": "[kept: a string field may hold brackets]"}],
+    }
+    issues = validate_resource(observation, "x")
+    assert [issue.location for issue in issues] == ["x.valueQuantity", "x.component[0].code"]
+    assert all("JSON string" in issue.message for issue in issues)
