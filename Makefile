@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint hapi unit integration bench bench-writeback fit clean
+.PHONY: serve test lint hapi unit integration bench bench-writeback bench-cds fit clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: $(STAMP)
 
 bench-writeback: hapi
 	$(BIN)/python bench/writeback.py
+
+# CDS Hooks cac-patient-view under gunicorn against a bare Flask echo (about two minutes).
+bench-cds: $(STAMP)
+	$(BIN)/python bench/cds.py
+	$(BIN)/python bench/cds.py --same-patients --rounds 2
 
 # Re-fit the percentile model (needs the shared reference file and the `fit` extra).
 fit: $(STAMP)

@@ -241,8 +241,19 @@ _SCAN_SUMMARIES = {
 }
 
 
+def _missing_line(missing: Mapping[str, str]) -> list[str]:
+    if not missing:
+        return []
+    listed = "\n".join(f"- {md(key)}: {md(why)}" for key, why in missing.items())
+    return [f"**Could not be checked, because the data was not available:**\n{listed}"]
+
+
 def scan_order_card(
-    reason: Statement, order: Mapping[str, Any], assessment: Assessment | None, situation: Situation
+    reason: Statement,
+    order: Mapping[str, Any],
+    assessment: Assessment | None,
+    situation: Situation,
+    missing: Mapping[str, str],
 ) -> Card:
     earliest = assessment.next_scan.earliest if assessment else None
     summary = _SCAN_SUMMARIES[reason.id].format(
@@ -259,6 +270,7 @@ def scan_order_card(
     if assessment is not None and reason.id != "scan-order-known-cad":
         lines.append(f"**Repeat-scan rule for this patient:** {md(assessment.next_scan.rationale)}")
         lines.append(_policy_line(assessment.policy))
+    lines += _missing_line(missing)
     return Card(
         kind=reason.id,
         summary=shorten(summary),
@@ -273,23 +285,27 @@ def scan_order_card(
     )
 
 
-def aspirin_card(review: AspirinReview, order: Mapping[str, Any], situation: Situation) -> Card:
+def aspirin_card(review: AspirinReview, situation: Situation, missing: Mapping[str, str]) -> Card:
+    """No removal suggestion: an aspirin order may serve another purpose (stroke, peripheral artery
+    disease) this primary-prevention rule does not see."""
     policy = situation.policy.id.value
     if review.considered:
         summary = f"Aspirin for primary prevention: may be considered under {policy}; it is not routine"
     else:
         summary = f"Aspirin for primary prevention: {policy} criteria not met for this patient"
-    removal = {} if review.considered else _remove_draft(order, "Remove the draft aspirin order", "aspirin")
+    lines = [
+        f"**What the policy requires:** {_cited(review.requirement)}",
+        f"**This patient:** {_cited(review.patient)}",
+        "If this aspirin is for another reason (for example stroke or peripheral artery disease), this "
+        "primary-prevention rule does not apply.",
+        *_missing_line(missing),
+    ]
     return Card(
         kind="aspirin-policy",
         summary=shorten(summary),
         indicator="info" if review.considered else "warning",
         source=_source(situation, rule_topic(review.requirement.id), review.requirement.id),
-        detail=(
-            f"**What the policy requires:** {_cited(review.requirement)}\n\n"
-            f"**This patient:** {_cited(review.patient)}"
-        ),
-        **removal,
+        detail="\n\n".join(lines),
         override_reasons=tuple(
             override_reason(c)
             for c in ("other-indication", "specialist-advice", "clinical-judgement", "patient-declined")

@@ -14,10 +14,19 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from fhircac.cdshooks.cards import Card
+from fhircac.fhir import codes
+
+
+def _utc(timestamp: str) -> str:
+    """One spelling per moment, so the same feedback sent with another offset is stored once."""
+    moment = datetime.fromisoformat(timestamp.replace("Z", "+00:00").replace("z", "+00:00"))
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS card (
@@ -114,7 +123,7 @@ class FeedbackStore:
         issued = db.execute("SELECT service FROM card WHERE uuid = ?", (card,)).fetchone()
         if issued is not None and issued[0] != service:
             raise FeedbackRefused(f"card {card} was sent by the service {issued[0]}, not {service}")
-        accepted = sorted(str(s["id"]) for s in item.get("acceptedSuggestions") or [])
+        accepted = sorted({str(s["id"]) for s in item.get("acceptedSuggestions") or []})
         if issued is not None and accepted:
             known = {row[0] for row in db.execute("SELECT uuid FROM suggestion WHERE card = ?", (card,))}
             foreign = [s for s in accepted if s not in known]
@@ -123,14 +132,21 @@ class FeedbackStore:
         override: Mapping[str, Any] = item.get("overrideReason") or {}
         given = override.get("reason")
         reason: Mapping[str, Any] = given if isinstance(given, dict) else override
+        system, code = reason.get("system"), reason.get("code")
+        try:
+            moment = _utc(item["outcomeTimestamp"])
+        except ValueError:
+            raise FeedbackRefused(
+                f"outcomeTimestamp {item['outcomeTimestamp']!r} is not a valid time"
+            ) from None
         return (
             service,
             card,
             item["outcome"],
-            item["outcomeTimestamp"],
+            moment,
             json.dumps(accepted),
-            reason.get("system"),
-            reason.get("code"),
+            system,
+            code if system == codes.OVERRIDE_REASON else (f"other:{code}" if code else None),
             override.get("userComment"),
             time.time(),
         )

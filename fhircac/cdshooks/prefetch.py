@@ -9,7 +9,8 @@ A paginated Bundle's further pages come from ``fhirServer`` the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote
@@ -47,6 +48,7 @@ TEMPLATES: dict[str, str] = {
     "familyHistory": f"FamilyMemberHistory?patient={_PATIENT}&_count=100",
     "cacCarePlans": f"CarePlan?patient={_PATIENT}&identifier={codes.ASSESSMENT_ID}|&status=active&_count=50",
 }
+MAX_PAGES = 20  # of one search, fetched or followed; a patient's CAC-relevant data fits in far fewer
 READER_KEYS = (
     "patient",
     "cacScores",
@@ -105,25 +107,48 @@ def gather(
     prefetch: Mapping[str, Any],
     context: Mapping[str, Any],
     client: Callable[[], FhirClient | None],
+    deadline: float | None = None,
 ) -> Gathered:
-    """Every key's data: from the prefetch, else from the FHIR server ``client()`` reaches (or None)."""
+    """Every key's data: from the prefetch, else from the FHIR server ``client()`` reaches (or None).
+
+    Fetching stops at ``deadline`` (time.monotonic) and after MAX_PAGES pages of one search: an
+    EHR waiting for cards is better served by a 412 than by a hook that hangs.
+    """
     gathered = Gathered()
+    budget = _Budget(deadline)
     for key in keys:
         query = render(TEMPLATES[key], context)
         if key in prefetch:
-            _take(gathered, key, prefetch[key], client)
+            _take(gathered, key, prefetch[key], client, budget)
         else:
             fhir = client()
             if fhir is None:
                 raise PrefetchUnavailable(
                     key, "not prefetched, and the request has no fhirServer to fetch it from"
                 )
-            gathered.resources[key] = _fetch(fhir, key, query)
+            gathered.resources[key] = _fetch(fhir, key, query, budget)
             gathered.fetched.append(key)
     return gathered
 
 
-def _take(gathered: Gathered, key: str, value: Any, client: Callable[[], FhirClient | None]) -> None:
+class _Budget:
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+
+    def pages(self, key: str, pages: Iterator[dict[str, Any]]) -> list[dict[str, Any]]:
+        taken = []
+        for page in pages:
+            taken.append(page)
+            if len(taken) > MAX_PAGES:
+                raise PrefetchUnavailable(key, f"the search has more than {MAX_PAGES} pages")
+            if self.deadline is not None and time.monotonic() > self.deadline:
+                raise PrefetchUnavailable(key, "fetching it from fhirServer took too long")
+        return taken
+
+
+def _take(
+    gathered: Gathered, key: str, value: Any, client: Callable[[], FhirClient | None], budget: _Budget
+) -> None:
     if value is None:  # the EHR ran the query and found nothing
         gathered.resources[key] = []
         return
@@ -146,13 +171,13 @@ def _take(gathered: Gathered, key: str, value: Any, client: Callable[[], FhirCli
                 key, "the prefetched Bundle has further pages and there is no fhirServer"
             )
         try:
-            pages += list(fhir.pages_after(value))
+            pages += budget.pages(key, fhir.pages_after(value))
         except FhirError as error:
             raise PrefetchUnavailable(key, f"reading its further pages failed: {error}") from None
     gathered.resources[key] = _entries(pages, gathered, key)
 
 
-def _fetch(fhir: FhirClient, key: str, query: str) -> list[dict[str, Any]]:
+def _fetch(fhir: FhirClient, key: str, query: str, budget: _Budget) -> list[dict[str, Any]]:
     try:
         if "?" not in query:
             resource_type, resource_id = query.split("/", 1)
@@ -161,7 +186,15 @@ def _fetch(fhir: FhirClient, key: str, query: str) -> list[dict[str, Any]]:
             except NotFound:
                 return []
         resource_type, params = query.split("?", 1)
-        return fhir.search_resources(resource_type, parse_qsl(params, keep_blank_values=True))
+        pages = budget.pages(key, fhir.search(resource_type, parse_qsl(params, keep_blank_values=True)))
+        return [
+            entry["resource"]
+            for page in pages
+            for entry in page.get("entry") or []
+            if isinstance(entry, dict)
+            and isinstance(entry.get("resource"), dict)
+            and entry["resource"].get("resourceType") != "OperationOutcome"
+        ]
     except FhirError as error:
         raise PrefetchUnavailable(key, f"fetching it from fhirServer failed: {error}") from None
 

@@ -118,16 +118,23 @@ class PatientView:
         record = self.read.record if self.read else None
         return bool(record and record.known_coronary_disease)
 
+    @property
+    def coronary_history_unknown(self) -> bool:
+        record = self.read.record if self.read else None
+        return record is None or record.coronary_history_unknown
+
 
 def call(
     service: Service,
     body: Mapping[str, Any],
     situation: Situation,
     client: Callable[[], FhirClient | None],
+    deadline: float | None = None,
 ) -> Answer:
+    """``deadline`` (time.monotonic): fetching from fhirServer stops there with a 412."""
     context = body["context"]
     if service is PATIENT_VIEW:
-        gathered = gather(service.prefetch, body.get("prefetch") or {}, context, client)
+        gathered = gather(service.prefetch, body.get("prefetch") or {}, context, client, deadline)
         view = read_patient(gathered, context["patientId"], situation)
         return Answer(_patient_view_cards(view, gathered, context["patientId"], situation), gathered)
     orders = draft_orders(context, selected_only=service is ORDER_SELECT)
@@ -135,18 +142,29 @@ def call(
     aspirin = [order for order in orders if is_aspirin_order(order, context)]
     if not scans and not aspirin:
         return Answer([])
-    gathered = gather(service.prefetch, body.get("prefetch") or {}, context, client)
+    gathered = gather(service.prefetch, body.get("prefetch") or {}, context, client, deadline)
     view = read_patient(gathered, context["patientId"], situation)
     if view.issues and has_errors(view.issues) and view.has_cac_data:
         return Answer([content.not_interpretable_card(view.issues, situation)], gathered)
+    known = view.known_coronary_disease
+    # Coronary history not readable (no problem list, or the EHR could not send conditions or
+    # procedures): a scan warning still stands, but nothing that depends on "no known disease".
+    unknown = not known and (
+        view.coronary_history_unknown or bool({"conditions", "procedures"} & set(gathered.unavailable))
+    )
+    missing = dict(gathered.unavailable)
+    if unknown:
+        missing.setdefault("coronary history", "no conditions or procedures could be read")
     cards: list[Card] = []
     for order in scans:
         ordered_for = _order_date(order) or situation.today
-        reasons = review_scan_order(view.assessment, view.known_coronary_disease, ordered_for)
-        cards += [content.scan_order_card(reason, order, view.assessment, situation) for reason in reasons]
-    if aspirin and not view.known_coronary_disease:
+        reasons = review_scan_order(view.assessment, known, ordered_for)
+        cards += [
+            content.scan_order_card(reason, order, view.assessment, situation, missing) for reason in reasons
+        ]
+    if aspirin and view.assessment is not None and not known and not unknown:
         review = review_aspirin_order(view.assessment, situation.policy)
-        cards += [content.aspirin_card(review, order, situation) for order in aspirin]
+        cards += [content.aspirin_card(review, situation, missing) for _ in aspirin]
     return Answer(cards, gathered)
 
 

@@ -13,7 +13,9 @@ from datetime import date
 from fhircac.clinical import citations as c
 from fhircac.clinical.assessment import Assessment, MetabolicState, Statement
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
+from fhircac.clinical.followup import MINIMUM_INTERVAL_YEARS
 from fhircac.clinical.policies import Policy, PolicyId
+from fhircac.clinical.record import add_years
 
 KNOWN_CAD_SOURCE = c.cite("REFERENCE §9", c.SOURCE_003, c.SOURCE_004, c.NLA_2021)
 _ASPIRIN_CONSIDERED = frozenset({"aspirin-may-be-considered", "lf-aspirin-consider"})
@@ -43,13 +45,19 @@ def review_scan_order(
     last = assessment.score
     earliest = assessment.next_scan.earliest
     if earliest is not None and ordered_for < earliest:
+        scan = assessment.next_scan
+        variability = (
+            " Over less than 3 years measurement variability can outweigh real change."
+            if ordered_for < add_years(last.date, MINIMUM_INTERVAL_YEARS)
+            else ""
+        )
         reasons.append(
             Statement(
                 "scan-order-too-soon",
-                f"This scan ({ordered_for.isoformat()}) would come sooner than the earliest sensible date, "
-                f"{earliest.isoformat()}: 3 years after the last scan of {last.date.isoformat()}. Over a "
-                "shorter interval measurement variability can outweigh real change.",
-                c.cite("REFERENCE §6", c.SOURCE_000),
+                f"This scan ({ordered_for.isoformat()}) would come before {earliest.isoformat()}, the "
+                f"earliest sensible date after the last scan of {last.date.isoformat()}: {scan.rationale}"
+                f"{variability}",
+                scan.source,  # the repeat-scan rule that set the date (REFERENCE §6)
             )
         )
     if last.agatston >= VERY_HIGH_SCORE and not known_coronary_disease:

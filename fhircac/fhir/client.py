@@ -47,15 +47,20 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _VERSION = re.compile(r'(?:W/)?"?([^"\s]+)"?')
 _SECRET = re.compile(r"(?i)(bearer\s+)\S+|eyJ[\w-]+\.[\w-]+\.[\w-]*")  # tokens and JWTs echoed by a server
 _QUERY = re.compile(r"\?\S*")
+_RESOURCE_ID = re.compile(r"(/[A-Z][A-Za-z]+/)[A-Za-z0-9\-.]{1,64}")  # /Patient/123 → /Patient/…
 Params = Mapping[str, str | int | Sequence[str]] | Sequence[tuple[str, str]]
 
 
 class _NoQueryInLogs(logging.Filter):
-    """urllib3 logs retried URLs (at WARNING) with their query, and a query may identify a patient."""
+    """urllib3 logs retried URLs (at WARNING) with their query and resource ids, and either may
+    identify a patient: both are blanked."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(_QUERY.sub("?…", arg) if isinstance(arg, str) else arg for arg in record.args)
+            record.args = tuple(
+                _RESOURCE_ID.sub(r"\1…", _QUERY.sub("?…", arg)) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
         return True
 
 
@@ -431,8 +436,12 @@ class FhirClient:
     def _next_link(self, bundle: Mapping[str, Any]) -> str | None:
         for link in bundle.get("link") or []:
             if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
-                url: str = urljoin(self.base_url + "/", link["url"])
-                if _origin(url) != _origin(self.base_url):
+                try:
+                    url: str = urljoin(self.base_url + "/", link["url"])
+                    origin = _origin(url)
+                except ValueError:
+                    raise FhirError("the server's next link is not a usable URL") from None
+                if origin != _origin(self.base_url):
                     raise FhirError(f"refusing a next link to another server than {self.display_base}")
                 return url
         return None

@@ -153,8 +153,12 @@ def validate_resource(resource: dict[str, Any], location: str) -> list[Issue]:
             where = f"{location}.{path}" if path else location
             issues.append(Issue("error", "structure", where, message))
         return issues
-    except (ValueError, TypeError, KeyError) as error:
+    except ValueError as error:
         return [Issue("error", "structure", location, f"not a valid FHIR resource: {error}")]
+    except (TypeError, KeyError):
+        return [
+            Issue("error", "structure", location, "not a valid FHIR resource: its structure cannot be read")
+        ]
     disguised = [
         Issue(
             "error",

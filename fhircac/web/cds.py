@@ -31,7 +31,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from fhircac.cdshooks.feedback import FeedbackRefused, FeedbackStore
 from fhircac.cdshooks.prefetch import BadPrefetch, PrefetchUnavailable
 from fhircac.cdshooks.schemas import feedback_problems, request_problems
-from fhircac.cdshooks.security import ReplayGuard, Unauthorized, Verifier, load_clients
+from fhircac.cdshooks.security import ReplayGuard, TrustedClient, Unauthorized, Verifier, load_clients
 from fhircac.cdshooks.services import SERVICES, Service, Situation, call
 from fhircac.clinical import citations
 from fhircac.clinical.policies import POLICIES, get_policy
@@ -61,13 +61,8 @@ def install(app: Flask, settings: Settings) -> None:
     feedback = FeedbackStore(settings.cds_db)
     verifier = None
     if settings.cds_auth:
-        clients = {}
-        if settings.cds_clients_file:
-            try:
-                clients = load_clients(settings.cds_clients_file)
-            except ValueError as error:
-                raise ConfigError(f"FHIRCAC_CDS_CLIENTS: {error}") from None
-        else:
+        clients = trusted_clients(settings)
+        if not settings.cds_clients_file:
             log.warning("no trusted CDS clients (FHIRCAC_CDS_CLIENTS unset): every CDS Hooks call gets 401")
         verifier = Verifier(clients, ReplayGuard(settings.cds_db), fetch_timeout=settings.cds_fetch_timeout)
     else:
@@ -86,6 +81,21 @@ def install(app: Flask, settings: Settings) -> None:
         max_age=600,
         supports_credentials=False,
     )
+
+
+def trusted_clients(settings: Settings) -> dict[str, TrustedClient]:
+    """The trusted CDS clients, or ConfigError: ``fhircac serve`` checks this before gunicorn starts."""
+    if not settings.cds_clients_file:
+        return {}
+    if not settings.public_base_url:
+        raise ConfigError(
+            "FHIRCAC_PUBLIC_BASE_URL must be set when CDS clients are trusted: a client JWT's aud is "
+            "checked against it, never against the Host header a caller chooses"
+        )
+    try:
+        return load_clients(settings.cds_clients_file)
+    except ValueError as error:
+        raise ConfigError(f"FHIRCAC_CDS_CLIENTS: {error}") from None
 
 
 def _runtime() -> CdsRuntime:
@@ -211,7 +221,8 @@ def _answer(service: Service, body: dict[str, Any]) -> Response:
     clients: list[FhirClient] = []
     client = _fhir_client_maker(body, clients)
     try:
-        answer = call(service, body, _situation(), client)
+        deadline = time.monotonic() + 2 * _settings().cds_fetch_timeout
+        answer = call(service, body, _situation(), client, deadline)
     except PrefetchUnavailable as missing:
         return _error(412, [f"(body).prefetch.{missing.key}: {missing.why}"], "processing")
     except BadPrefetch as bad:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
-from fhircac.cdshooks.security import TrustConfigError, load_clients
 from fhircac.config import ConfigError, Settings
+from fhircac.web.cds import trusted_clients
 
 
 def gunicorn_argv(settings: Settings) -> list[str]:
@@ -36,9 +36,9 @@ def serve(host: str | None = None, port: int | None = None) -> int:
             os.environ[name] = value
     try:
         settings = Settings.from_env()
-        if settings.cds_auth and settings.cds_clients_file:
-            load_clients(settings.cds_clients_file)  # fail here, readably, not in every gunicorn worker
-    except (ConfigError, TrustConfigError) as error:
+        if settings.cds_auth:
+            trusted_clients(settings)  # fail here, readably, not in every gunicorn worker
+    except ConfigError as error:
         print(f"fhircac serve: {error}", file=sys.stderr)
         return 2
     os.execv(sys.executable, gunicorn_argv(settings))

@@ -33,7 +33,12 @@ def settings(tmp_path: Path, key: ec.EllipticCurvePrivateKey) -> Settings:
     clients = {"clients": [{"iss": "https://ehr.test", "jwks": {"keys": [{**public, "kid": "k1"}]}}]}
     path = tmp_path / "clients.json"
     path.write_text(json.dumps(clients))
-    return Settings(cds_clients_file=str(path), cds_db=str(tmp_path / "cds.sqlite"), max_body_bytes=64 * 1024)
+    return Settings(
+        cds_clients_file=str(path),
+        cds_db=str(tmp_path / "cds.sqlite"),
+        max_body_bytes=64 * 1024,
+        public_base_url=BASE,
+    )
 
 
 @pytest.fixture
@@ -186,6 +191,11 @@ def test_feedback_is_stored_once_and_summarised_per_card_kind(client: Any, key: 
     assert first.status_code == 200 and first.get_json() == {"stored": 2, "already_stored": 0}
     again = client.post(feedback_path, json=body, headers=auth(key, feedback_path))
     assert again.get_json() == {"stored": 0, "already_stored": 2}
+    # The same moment with another offset, and a suggestion listed twice, are still the same feedback.
+    shifted = {**accepted, "outcomeTimestamp": "2026-11-21T11:05:31.123+01:00"}
+    shifted["acceptedSuggestions"] = accepted["acceptedSuggestions"] * 2
+    repeat = client.post(feedback_path, json={"feedback": [shifted]}, headers=auth(key, feedback_path))
+    assert repeat.get_json() == {"stored": 0, "already_stored": 1}
     summary = client.get("/cds-feedback/summary").get_json()
     kinds = summary["services"]["cac-patient-view"]["cards"]
     assert kinds["lpa-once"]["issued"] == 1 and kinds["lpa-once"]["accepted"] == 1
@@ -217,6 +227,10 @@ def test_feedback_problems_get_400(client: Any, key: Any) -> None:
             "not one of",
         ),
         ({"feedback": []}, "feedback"),
+        (
+            {"feedback": [{**base, "outcome": "overridden", "outcomeTimestamp": "2026-11-21T25:00:00Z"}]},
+            "valid time",
+        ),
     ]
     for body, expected in cases:
         response = client.post(path, json=body, headers=auth(key, path))
@@ -260,11 +274,23 @@ def test_no_trusted_clients_refuses_everyone_and_says_so(
     assert any("FHIRCAC_CDS_CLIENTS unset" in r.getMessage() for r in caplog.records)
 
 
+def test_trusted_clients_need_the_public_base_url_not_the_host_header(settings: Settings, key: Any) -> None:
+    with pytest.raises(ConfigError, match="FHIRCAC_PUBLIC_BASE_URL"):
+        create_app(Settings(**{**settings.__dict__, "public_base_url": None}))
+    client = create_app(settings).test_client()
+    # A token for another service at the same path, sent with that service's Host: still refused.
+    token = cb.client_token(key, "https://other-vendor.example" + VIEW)
+    headers = {"Authorization": f"Bearer {token}", "Host": "other-vendor.example"}
+    assert client.post(VIEW, json=view_body(), headers=headers).status_code == 401
+
+
 def test_a_broken_clients_file_stops_the_service_at_start(tmp_path: Path) -> None:
     path = tmp_path / "clients.json"
     path.write_text('{"clients": [{"iss": "x"}]}')
     with pytest.raises(ConfigError, match="FHIRCAC_CDS_CLIENTS"):
-        create_app(Settings(cds_clients_file=str(path), cds_db=str(tmp_path / "cds.sqlite")))
+        create_app(
+            Settings(cds_clients_file=str(path), cds_db=str(tmp_path / "cds.sqlite"), public_base_url=BASE)
+        )
 
 
 def test_settings_read_the_cds_environment() -> None:

@@ -362,11 +362,41 @@ def test_aspirin_order_gets_what_the_policy_requires(client: Any) -> None:
     (card,) = order_cards(client, "cac-order-sign", low, [cb.aspirin_order(patient_id=patient_id(low))])
     assert card["indicator"] == "warning" and "criteria not met" in card["summary"]
     assert "**What the policy requires:**" in card["detail"] and "CAC ≥100" in card["detail"]
-    assert card["suggestions"][0]["actions"][0]["resourceId"] == "MedicationRequest/draft-aspirin"
+    assert "suggestions" not in card  # aspirin may serve another purpose the rule does not see
+    assert "stroke or peripheral artery disease" in card["detail"]
     high = example("04-cac-100-399-above-75th.json")
     (card,) = order_cards(client, "cac-order-sign", high, [cb.aspirin_order(patient_id=patient_id(high))])
     assert card["indicator"] == "info" and "may be considered" in card["summary"]
     assert "suggestions" not in card  # nothing to undo when the policy allows it
+
+
+def test_unavailable_problem_list_never_reads_as_no_disease(client: Any) -> None:
+    """An EHR that cannot send conditions and procedures must not turn a stent patient into a
+    primary-prevention aspirin candidate (REFERENCE §7, §9)."""
+    cad = example("08-known-cad-stent.json")
+    pid = patient_id(cad)
+    body = cb.request(
+        "order-sign",
+        pid,
+        cad,
+        ORDER_KEYS,
+        draft_orders=[cb.scan_order(patient_id=pid, when="2027-03-01"), cb.aspirin_order(patient_id=pid)],
+    )
+    outcome = {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "timeout"}]}
+    body["prefetch"]["conditions"] = body["prefetch"]["procedures"] = outcome
+    status, answer = post(client, "cac-order-sign", body)
+    assert status == 200
+    topics = [c["source"]["topic"]["code"] for c in answer["cards"]]
+    assert not any(t.startswith("aspirin") for t in topics)
+    assert all(
+        "Could not be checked" in c["detail"] and "coronary history" in c["detail"] for c in answer["cards"]
+    )
+
+
+def test_no_aspirin_card_without_a_cac_score(client: Any) -> None:
+    resources = [fb.patient(), fb.condition("38341003", id="htn")]
+    body = cb.request("order-sign", "p1", resources, ORDER_KEYS, draft_orders=[cb.aspirin_order()])
+    assert post(client, "cac-order-sign", body) == (200, {"cards": []})
 
 
 def test_aspirin_for_known_coronary_disease_is_not_primary_prevention(client: Any) -> None:
@@ -442,9 +472,9 @@ def test_gather_takes_prefetch_and_fetches_only_what_is_absent() -> None:
             fetched.append(f"{resource_type}/{id}")
             return {"resourceType": resource_type, "id": id}
 
-        def search_resources(self, resource_type: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
+        def search(self, resource_type: str, params: list[tuple[str, str]]) -> Any:
             fetched.append(f"{resource_type}?{dict(params)['patient']}")
-            return []
+            yield {"resourceType": "Bundle", "type": "searchset"}
 
     gathered = gather(
         ("patient", "conditions", "procedures"),
@@ -500,3 +530,17 @@ def test_every_cds_example_replays(client: Any) -> None:
             assert topics[0] == "cac-risk-assessment", path.name
         else:
             assert topics == EXPECTED_ORDER_CARDS[path.name], (path.name, topics)
+
+
+def test_fetching_stops_at_a_page_cap_and_at_the_deadline() -> None:
+    import time
+
+    class EndlessFhir:
+        def search(self, resource_type: str, params: Any) -> Any:
+            while True:  # a server whose next link always points to a new page
+                yield {"resourceType": "Bundle", "type": "searchset", "entry": []}
+
+    with pytest.raises(PrefetchUnavailable, match="more than 20 pages"):
+        gather(("conditions",), {}, {"patientId": "p1"}, lambda: EndlessFhir())  # type: ignore[arg-type,return-value]
+    with pytest.raises(PrefetchUnavailable, match="took too long"):
+        gather(("conditions",), {}, {"patientId": "p1"}, lambda: EndlessFhir(), time.monotonic() - 1)  # type: ignore[arg-type,return-value]

@@ -130,3 +130,13 @@ def test_every_order_statement_cites_a_reference_section() -> None:
     ]
     assert statements and all("REFERENCE §" in s.source for s in statements)
     assert all("emergency" not in s.text.lower() for s in statements)
+
+
+def test_too_soon_gives_the_rule_that_set_the_date_not_always_3_years() -> None:
+    # CAC 0 with few risk factors: 5 years (REFERENCE §6), so a scan at 4 years is too soon too.
+    assessment = run(0)
+    reasons = review_scan_order(assessment, False, date(2030, 1, 15))
+    assert reason_ids(reasons) == ["scan-order-too-soon"]
+    assert "2031-01-15" in reasons[0].text and "5-10 years" in reasons[0].text
+    assert "variability" not in reasons[0].text  # 4 years: beyond the 3-year variability window
+    assert reasons[0].source == assessment.next_scan.source
