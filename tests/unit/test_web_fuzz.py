@@ -45,6 +45,7 @@ from fhircac.web.app import create_app
 from fhircac.worker.poller import Poller
 from fhircac.worker.state import State
 from tests.cds_builders import aspirin_order, scan_order
+from tests.cds_builders import prefetch as cds_prefetch
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SERVICE_IDS = ("cac-patient-view", "cac-order-select", "cac-order-sign")
@@ -414,34 +415,6 @@ def mutate(draw: Callable[..., Any], document: Any, max_mutations: int = 3) -> A
 
 # --- valid requests, from the examples --------------------------------------------------------------
 
-_CAC_CODES = {code for _, code in codes.CAC_CODES}
-
-
-def _prefetch_key(resource: dict[str, Any]) -> str | None:
-    kind = resource["resourceType"]
-    if kind == "Observation":
-        codings = (resource.get("code") or {}).get("coding") or []
-        return "cacScores" if any(c.get("code") in _CAC_CODES for c in codings) else "observations"
-    return {
-        "Patient": "patient",
-        "MedicationStatement": "medicationStatements",
-        "Medication": "medicationStatements",
-        "MedicationRequest": "medicationRequests",
-        "Condition": "conditions",
-        "Procedure": "procedures",
-        "FamilyMemberHistory": "familyHistory",
-        "CarePlan": "cacCarePlans",
-    }.get(kind)
-
-
-def _searchset(found: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": len(found),
-        "entry": [{"resource": r, "search": {"mode": "match"}} for r in found],
-    }
-
 
 def _example_prefetches() -> list[tuple[str, dict[str, Any]]]:
     """(patient id, prefetch with every key any service publishes) for each examples/*.json."""
@@ -452,11 +425,7 @@ def _example_prefetches() -> list[tuple[str, dict[str, Any]]]:
         bundle = json.loads(path.read_text(encoding="utf-8"))
         resources_ = [entry["resource"] for entry in bundle.get("entry", [])]
         patient = next(r for r in resources_ if r["resourceType"] == "Patient")
-        prefetch: dict[str, Any] = {}
-        for key in keys:
-            mine = [r for r in resources_ if _prefetch_key(r) == key]
-            prefetch[key] = patient if key == "patient" else _searchset(mine)
-        found.append((patient["id"], prefetch))
+        found.append((patient["id"], cds_prefetch(resources_, list(keys))))
     return found
 
 
