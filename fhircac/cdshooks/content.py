@@ -25,7 +25,7 @@ from fhircac.cdshooks.cards import (
 from fhircac.cdshooks.prefetch import Gathered
 from fhircac.clinical.assessment import Assessment, ProgressionCategory, Statement
 from fhircac.clinical.orders import AspirinReview
-from fhircac.clinical.policies import Policy
+from fhircac.clinical.policies import Policy, PolicyId
 from fhircac.fhir import codes
 from fhircac.fhir.issues import Issue
 
@@ -263,7 +263,7 @@ def scan_order_card(
     if (
         reason.id == "scan-order-high-score"
         and assessment
-        and assessment.policy.id.value == "lifestyle-first"
+        and assessment.policy.id is PolicyId.LIFESTYLE_FIRST
     ):
         summary = f"Last CAC score {assessment.score.agatston:g} (≥400): repeat only once metabolically calm"
     lines = [_cited(reason)]

@@ -76,6 +76,7 @@ class BadPrefetch(ValueError):
     def __init__(self, key: str, why: str) -> None:
         super().__init__(f"prefetch.{key}: {why}")
         self.key = key
+        self.why = why
 
 
 @dataclass
@@ -84,7 +85,6 @@ class Gathered:
 
     resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # key → resources
     unavailable: dict[str, str] = field(default_factory=dict)  # key → why (treated as missing data)
-    notes: list[str] = field(default_factory=list)  # the servers' own notes on their search results
     fetched: list[str] = field(default_factory=list)  # keys fhircac fetched itself
 
     def of(self, *keys: str) -> list[dict[str, Any]]:
@@ -117,7 +117,6 @@ def gather(
     gathered = Gathered()
     budget = _Budget(deadline)
     for key in keys:
-        query = render(TEMPLATES[key], context)
         if key in prefetch:
             _take(gathered, key, prefetch[key], client, budget)
         else:
@@ -126,7 +125,7 @@ def gather(
                 raise PrefetchUnavailable(
                     key, "not prefetched, and the request has no fhirServer to fetch it from"
                 )
-            gathered.resources[key] = _fetch(fhir, key, query, budget)
+            gathered.resources[key] = _fetch(fhir, key, render(TEMPLATES[key], context), budget)
             gathered.fetched.append(key)
     return gathered
 
@@ -174,7 +173,7 @@ def _take(
             pages += budget.pages(key, fhir.pages_after(value))
         except FhirError as error:
             raise PrefetchUnavailable(key, f"reading its further pages failed: {error}") from None
-    gathered.resources[key] = _entries(pages, gathered, key)
+    gathered.resources[key] = _entries(pages)
 
 
 def _fetch(fhir: FhirClient, key: str, query: str, budget: _Budget) -> list[dict[str, Any]]:
@@ -186,15 +185,9 @@ def _fetch(fhir: FhirClient, key: str, query: str, budget: _Budget) -> list[dict
             except NotFound:
                 return []
         resource_type, params = query.split("?", 1)
-        pages = budget.pages(key, fhir.search(resource_type, parse_qsl(params, keep_blank_values=True)))
-        return [
-            entry["resource"]
-            for page in pages
-            for entry in page.get("entry") or []
-            if isinstance(entry, dict)
-            and isinstance(entry.get("resource"), dict)
-            and entry["resource"].get("resourceType") != "OperationOutcome"
-        ]
+        return _entries(
+            budget.pages(key, fhir.search(resource_type, parse_qsl(params, keep_blank_values=True)))
+        )
     except FhirError as error:
         raise PrefetchUnavailable(key, f"fetching it from fhirServer failed: {error}") from None
 
@@ -220,16 +213,14 @@ def _links(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
     return list(bundle.get("link") or [])
 
 
-def _entries(pages: list[dict[str, Any]], gathered: Gathered, key: str) -> list[dict[str, Any]]:
-    resources: list[dict[str, Any]] = []
-    for page in pages:
-        for entry in page.get("entry") or []:
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            if not isinstance(resource, dict):
-                continue
-            if resource.get("resourceType") == "OperationOutcome":
-                # search.mode "outcome": the server's note on the search, e.g. a partial result.
-                gathered.notes.append(f"{key}: {_outcome_text(resource)}")
-                continue
-            resources.append(resource)
-    return resources
+def _entries(pages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The resources of searchset pages. OperationOutcome entries (search.mode "outcome") are the
+    server's notes on the search, not patient data, and are left out."""
+    return [
+        entry["resource"]
+        for page in pages
+        for entry in page.get("entry") or []
+        if isinstance(entry, dict)
+        and isinstance(entry.get("resource"), dict)
+        and entry["resource"].get("resourceType") != "OperationOutcome"
+    ]

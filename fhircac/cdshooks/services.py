@@ -20,7 +20,7 @@ from fhircac.cdshooks.prefetch import READER_KEYS, TEMPLATES, Gathered, gather
 from fhircac.clinical.assessment import Assessment
 from fhircac.clinical.orders import review_aspirin_order, review_scan_order
 from fhircac.clinical.policies import Policy
-from fhircac.clinical.record import DrugClass
+from fhircac.clinical.record import DrugClass, PatientRecord
 from fhircac.evaluate import assess_group
 from fhircac.fhir import codes
 from fhircac.fhir.client import FhirClient
@@ -114,14 +114,16 @@ class PatientView:
     has_cac_data: bool
 
     @property
+    def record(self) -> PatientRecord | None:
+        return self.read.record if self.read else None
+
+    @property
     def known_coronary_disease(self) -> bool:
-        record = self.read.record if self.read else None
-        return bool(record and record.known_coronary_disease)
+        return bool(self.record and self.record.known_coronary_disease)
 
     @property
     def coronary_history_unknown(self) -> bool:
-        record = self.read.record if self.read else None
-        return record is None or record.coronary_history_unknown
+        return self.record is None or self.record.coronary_history_unknown
 
 
 def call(
@@ -144,7 +146,7 @@ def call(
         return Answer([])
     gathered = gather(service.prefetch, body.get("prefetch") or {}, context, client, deadline)
     view = read_patient(gathered, context["patientId"], situation)
-    if view.issues and has_errors(view.issues) and view.has_cac_data:
+    if has_errors(view.issues) and view.has_cac_data:
         return Answer([content.not_interpretable_card(view.issues, situation)], gathered)
     known = view.known_coronary_disease
     # Coronary history not readable (no problem list, or the EHR could not send conditions or

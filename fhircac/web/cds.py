@@ -226,7 +226,7 @@ def _answer(service: Service, body: dict[str, Any]) -> Response:
     except PrefetchUnavailable as missing:
         return _error(412, [f"(body).prefetch.{missing.key}: {missing.why}"], "processing")
     except BadPrefetch as bad:
-        return _error(400, [f"(body).prefetch.{bad.key}: {bad}".replace(f"prefetch.{bad.key}: ", "", 1)])
+        return _error(400, [f"(body).prefetch.{bad.key}: {bad.why}"])
     finally:
         for made in clients:
             made.close()
