@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from fhircac.clinical.policies import DEFAULT_POLICY, get_policy
@@ -26,7 +26,8 @@ class Settings:
     poll_servers: tuple[str, ...] = ()  # default: fhir_base_url
     state_file: str = ".fhircac/state.sqlite"
     poll_interval: int = 30
-    hook_token: str | None = None  # shared secret HAPI sends back in the notification's Authorization header
+    # shared secret HAPI sends back in the notification's Authorization header
+    hook_token: str | None = field(default=None, repr=False)
     hook_auth: bool = True
     # CDS Hooks (fhircac.cdshooks)
     cds_clients_file: str | None = None  # trusted CDS clients: {"clients": [{"iss", "jwks" | "jwks_url"}]}
@@ -35,6 +36,10 @@ class Settings:
     public_base_url: str | None = None  # the URL EHRs call (JWT aud, links); default: the request's own
     cors_origins: tuple[str, ...] = ("*",)
     cds_fetch_timeout: int = 5  # seconds per request to the EHR's FHIR server for missing prefetch
+    # Report page (fhircac.web.report): links from CDS cards are signed with this secret
+    report_key: str | None = field(default=None, repr=False)
+    report_auth: bool = True  # off only for local development: GET /report/{patient} is then open
+    report_link_seconds: int = 3600  # how long a report link from a card stays valid
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -85,6 +90,11 @@ class Settings:
                 if origin.strip()
             ),
             cds_fetch_timeout=integer("FHIRCAC_CDS_FETCH_TIMEOUT", defaults.cds_fetch_timeout, 1, 60),
+            report_key=_secret(env, "FHIRCAC_REPORT_KEY"),
+            report_auth=_switch(env, "FHIRCAC_REPORT_AUTH", True),
+            report_link_seconds=integer(
+                "FHIRCAC_REPORT_LINK_SECONDS", defaults.report_link_seconds, 60, 86_400
+            ),
         )
 
     def servers(self) -> tuple[str, ...]:
@@ -101,6 +111,18 @@ def _base_url(env: dict[str, str], name: str) -> str | None:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise ConfigError(f"{name}={raw!r}: give an absolute http(s) URL without query or fragment")
+    return raw
+
+
+MIN_SECRET_LENGTH = 32
+
+
+def _secret(env: dict[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    if len(raw) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters (use a random secret)")
     return raw
 
 

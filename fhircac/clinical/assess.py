@@ -89,7 +89,7 @@ def assess(record: PatientRecord, policy: Policy = DEFAULT_POLICY, *, as_of: dat
         recommendations=tuple(findings.recommendations),
         warnings=tuple(findings.warnings),
         lifestyle=lifestyle_plan(ctx),
-        explanation=explain(ctx, follow_up, risk.mesa_chd_10y_with_cac),
+        explanation=explain(ctx, follow_up, risk.mesa_chd_10y_with_cac, findings.recommendations),
         missing=findings.missing_inputs(),
     )
 

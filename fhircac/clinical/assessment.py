@@ -136,10 +136,21 @@ class Metabolic:
 
 @dataclass(frozen=True)
 class PatientExplanation:
+    """Plain language in the sections a reader looks for (REFERENCE §11): what the scan measures and
+    what it does not, what the result means for this person, the plan, what to discuss and ask."""
+
     headline: str
-    paragraphs: tuple[str, ...]
+    measures: tuple[str, ...]
+    meaning: tuple[str, ...]
+    plan: tuple[str, ...]
+    to_discuss: tuple[str, ...]
     questions: tuple[str, ...]
     source: str
+
+    @property
+    def paragraphs(self) -> tuple[str, ...]:
+        """The explanation as one text (CarePlan note, summary JSON), in reading order."""
+        return self.measures + self.meaning + self.plan
 
 
 @dataclass(frozen=True)

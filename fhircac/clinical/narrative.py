@@ -8,9 +8,16 @@ asking. A high score is a signal to act on, never an emergency (sources 002, 004
 from __future__ import annotations
 
 from datetime import date
+from enum import StrEnum
 
 from fhircac.clinical import citations as c
-from fhircac.clinical.assessment import NextScan, PatientExplanation, Progression, ProgressionCategory
+from fhircac.clinical.assessment import (
+    NextScan,
+    PatientExplanation,
+    Progression,
+    ProgressionCategory,
+    Statement,
+)
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
 from fhircac.clinical.context import Context
 
@@ -106,16 +113,33 @@ def _change(progression: Progression, current: float) -> str:
     )
 
 
+class RepeatScan(StrEnum):
+    """Where this person stands on a repeat scan, for every text that tells them."""
+
+    NOT_NEEDED = "not-needed"  # no repeat scan (e.g. known coronary disease)
+    NOT_ROUTINE = "not-routine"  # none routinely suggested, though one may be done after ``earliest``
+    LATER = "later"  # a suggested date still ahead
+    CAN_CONSIDER = "can-consider"  # the suggested date has passed
+
+
+def repeat_scan(next_scan: NextScan, as_of: date) -> RepeatScan:
+    if next_scan.suggested is not None:
+        return RepeatScan.LATER if next_scan.suggested > as_of else RepeatScan.CAN_CONSIDER
+    return RepeatScan.NOT_ROUTINE if next_scan.earliest is not None else RepeatScan.NOT_NEEDED
+
+
 def _next_steps(next_scan: NextScan, as_of: date) -> str:
     text = "What matters most now is a conversation with your clinician about your overall risk and a plan."
-    if next_scan.suggested is not None and next_scan.suggested > as_of:
+    status = repeat_scan(next_scan, as_of)
+    if status is RepeatScan.LATER:
+        assert next_scan.suggested is not None
         text += (
             f" If a repeat scan would help your care, around {next_scan.suggested.isoformat()} is the "
             "suggested time, not earlier."
         )
-    elif next_scan.suggested is not None:
+    elif status is RepeatScan.CAN_CONSIDER:
         text += " A repeat scan can now be considered, if it would change your care."
-    elif next_scan.earliest is not None:
+    elif status is RepeatScan.NOT_ROUTINE:
         text += " A repeat scan is not routinely needed."
     else:
         text += " A repeat calcium scan is not needed."
@@ -143,18 +167,62 @@ def _questions(ctx: Context) -> tuple[str, ...]:
     return tuple(questions)
 
 
-def explain(ctx: Context, next_scan: NextScan, mesa_with_cac: float | None) -> PatientExplanation:
-    paragraphs = [WHAT_IT_MEASURES, _meaning(ctx)]
+# Topics to raise with the clinician, in the patient's words, keyed by the recommendations that
+# call for them. Each says "whether", never "you need": the recommendation is for the clinician to
+# weigh (the clinician section shows it with its rule and source).
+_TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("statin-", "ldl-190", "lf-cac-100-399-ldl-lowering", "lf-cac-400-active", "secondary-prevention"),
+        "Cholesterol-lowering treatment: whether a statin (or another medicine) is right for you, and at "
+        "what dose.",
+    ),
+    (
+        ("aspirin-", "lf-aspirin-", "policy-divergence-aspirin"),
+        "Low-dose aspirin: whether its benefit would outweigh the risk of bleeding for you.",
+    ),
+    (
+        ("lpa-measure-once",),
+        "A one-off blood test for lipoprotein(a), a cholesterol particle whose level is mostly inherited.",
+    ),
+    (
+        ("lf-cac-100-399-measure", "lf-cac-400-measure", "lf-annual-markers", "markers-older-than-a-year"),
+        "Blood tests of your metabolic health (such as insulin, triglycerides and inflammation), and how "
+        "often to repeat them.",
+    ),
+    (
+        ("symptoms-further-testing",),
+        "Your symptoms, and whether they call for further tests.",
+    ),
+    (
+        ("risk-enhancers",),
+        "Other things that raise your risk, such as family history, and what they mean for your plan.",
+    ),
+)
+
+
+def _to_discuss(recommendations: tuple[Statement, ...] | list[Statement]) -> tuple[str, ...]:
+    ids = [r.id for r in recommendations]
+    return tuple(topic for prefixes, topic in _TOPICS if any(i.startswith(prefixes) for i in ids))
+
+
+def explain(
+    ctx: Context,
+    next_scan: NextScan,
+    mesa_with_cac: float | None,
+    recommendations: tuple[Statement, ...] | list[Statement] = (),
+) -> PatientExplanation:
+    meaning = [_meaning(ctx)]
     risk = _risk_sentence(mesa_with_cac)
     if risk is not None and not ctx.record.known_coronary_disease:
-        paragraphs.append(risk)
+        meaning.append(risk)
     if ctx.progression is not None:
-        paragraphs.append(_change(ctx.progression, ctx.agatston))
-    paragraphs.append(THE_GOAL)
-    paragraphs.append(_next_steps(next_scan, ctx.as_of))
+        meaning.append(_change(ctx.progression, ctx.agatston))
     return PatientExplanation(
         headline=_headline(ctx.agatston),
-        paragraphs=tuple(paragraphs),
+        measures=(WHAT_IT_MEASURES,),
+        meaning=tuple(meaning),
+        plan=(THE_GOAL, _next_steps(next_scan, ctx.as_of)),
+        to_discuss=_to_discuss(recommendations),
         questions=_questions(ctx),
         source=SOURCE,
     )

@@ -15,6 +15,7 @@ from fhircac.evaluate import parse_json
 from fhircac.web.cds import install as install_cds
 from fhircac.web.errors import outcome_response, register_error_handlers
 from fhircac.web.hooks import hooks
+from fhircac.web.report import install as install_report
 
 core = Blueprint("core", __name__)
 
@@ -40,6 +41,8 @@ def index() -> Response:
                 "POST /cds-services/{id}/feedback": "CDS Hooks card feedback",
                 "GET /cds-feedback/summary": "acceptance of CDS cards per card kind",
                 "GET /rules": "the policies, rules and sources cards cite",
+                "GET /report/{patient}": "the patient and clinician report (a signed link from a CDS card)",
+                "POST /report": "the report page for a posted FHIR Bundle",
             },
         }
     )
@@ -71,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(core)
     app.register_blueprint(hooks)
     install_cds(app, settings)
+    install_report(app, settings)
     register_error_handlers(app)
     logging.getLogger("fhircac").setLevel(settings.log_level.upper())
     return app

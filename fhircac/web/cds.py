@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask_cors import CORS
@@ -41,6 +41,7 @@ from fhircac.fhir.auth import BearerToken, is_loopback
 from fhircac.fhir.client import FhirClient
 from fhircac.fhir.conformance import PROFILES_DIR
 from fhircac.fhir.issues import Issue, operation_outcome
+from fhircac.web.report import link as report_link
 
 log = logging.getLogger(__name__)
 cds = Blueprint("cds", __name__)
@@ -267,10 +268,9 @@ def _situation() -> Situation:
     settings = _settings()
     now = datetime.now(UTC)
     base = _base_url()
-    reports = "report" in current_app.blueprints
 
     def report_url(patient_id: str) -> str | None:
-        return f"{base}/report/{quote(patient_id, safe='')}" if reports else None
+        return report_link(settings, base, patient_id)
 
     return Situation(get_policy(settings.policy), now.date(), now, base, report_url)
 

@@ -1,0 +1,1 @@
+"""The patient and clinician report page: chart (``chart``), text choices (``page``), data (``data``)."""
