@@ -24,6 +24,8 @@ def gunicorn_argv(settings: Settings) -> list[str]:
         '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',  # path without query: no PHI in logs
         "--access-logfile",
         "-",
+        "--logger-class",
+        "fhircac.web.access_log.RedactingLogger",  # no patient ids from paths such as /report/<id>
         "--no-control-socket",  # unused here; it would need a writable home directory (none in the image)
         "fhircac.web.app:create_app()",
     ]

@@ -1,0 +1,236 @@
+"""What the report chooses to say: percentile, repeat scan, statin context, topics, sections, sources."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from fhircac.clinical.assess import assess
+from fhircac.clinical.assessment import NextScan, Statement
+from fhircac.clinical.bands import PRIMARY_BANDS
+from fhircac.clinical.policies import get_policy
+from fhircac.clinical.record import CacScan, CoronaryHistory, PatientRecord, Race, Sex, StatedAge
+from fhircac.report.data import ReportData, assessed
+from fhircac.report.page import build_page, long_date, percentile_text, render, repeat_scan_text
+
+ROOT = Path(__file__).resolve().parents[2]
+AS_OF = date(2026, 11, 1)
+NOW = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
+EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("[0-9][0-9]-*.json"))
+
+
+def data(name: str, policy: str = "acc-aha-2018") -> ReportData:
+    document = json.loads((ROOT / "examples" / f"{name}.json").read_text())
+    return assessed([(name, document)], None, get_policy(policy), AS_OF)
+
+
+def expected(name: str, policy: str = "acc-aha-2018") -> dict:  # type: ignore[type-arg]
+    suffix = "" if policy == "acc-aha-2018" else f".{policy}"
+    summary = json.loads((ROOT / "examples" / "expected" / f"{name}{suffix}.summary.json").read_text())
+    return summary[0] if isinstance(summary, list) else summary
+
+
+def minimal(**kw: object) -> PatientRecord:
+    fields = {"scans": (CacScan(150, date(2026, 1, 1)),), "age": StatedAge(60, AS_OF), "sex": Sex.MALE}
+    return PatientRecord(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+class Sections(HTMLParser):
+    """Section ids and h2 texts, and whether any script or external resource is referenced."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: list[str] = []
+        self.headings: list[str] = []
+        self.external: list[str] = []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "section":
+            self.sections.append(str(values.get("id")))
+        if tag == "h2":
+            self._in_h2 = True
+            self.headings.append("")
+        if tag == "script" or tag == "link" or any(k in ("src", "href") for k in values):
+            self.external.append(tag)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2":
+            self._in_h2 = False
+
+    def handle_data(self, text: str) -> None:
+        if self._in_h2:
+            self.headings[-1] += text
+
+
+def test_percentile_text_states_the_assessments_value_and_its_reference() -> None:
+    page = build_page(data("04-cac-100-399-above-75th"), NOW)
+    value = expected("04-cac-100-399-above-75th")["percentile"]["value"]
+    assert page.percentile == pytest.approx(value, abs=0.5)
+    assert f"Higher than about {value:.0f} in 100" in page.percentile_text
+    assert "estimate" in page.percentile_text and "MESA" in page.percentile_text
+
+
+def test_a_reported_percentile_is_not_called_an_estimate() -> None:
+    page = build_page(data("12-chinese-reported-percentile"), NOW)
+    assert expected("12-chinese-reported-percentile")["percentile"]["estimated"] is False
+    assert "estimate" not in page.percentile_text and "scan report" in page.percentile_text
+
+
+def test_no_percentile_says_which_input_is_missing() -> None:
+    page = build_page(data("11-missing-race-and-labs"), NOW)
+    assert page.percentile is None
+    assert page.percentile_text == "Not available: race not recorded."
+
+
+def test_percentile_outside_mesa_uses_the_cores_reason() -> None:
+    rec = minimal(race=Race.OTHER)
+    a = assess(rec, as_of=AS_OF)
+    reason = next(w.text for w in a.warnings if w.id == "percentile-not-computed")
+    assert percentile_text(a, rec) == reason
+
+
+def test_known_coronary_disease_hides_the_percentile() -> None:
+    page = build_page(data("08-known-cad-stent"), NOW)
+    assert page.percentile is None and page.percentile_text.startswith("Not shown")
+    rec = minimal(race=Race.WHITE, coronary_history=(CoronaryHistory.STENT,))
+    assert percentile_text(assess(rec, as_of=AS_OF), rec).startswith("Not shown")
+
+
+@pytest.mark.parametrize(
+    ("earliest", "suggested", "text"),
+    [
+        (
+            date(2029, 1, 1),
+            date(2029, 1, 1),
+            "Not before 1 January 2029, and only if it would change your care.",
+        ),
+        (
+            date(2025, 1, 1),
+            date(2025, 6, 1),
+            "A repeat scan can now be considered, if it would change your care.",
+        ),
+        (date(2029, 1, 1), None, "Not routinely needed."),
+        (None, None, "Not needed."),
+    ],
+)
+def test_repeat_scan_text_follows_the_next_scan(
+    earliest: date | None, suggested: date | None, text: str
+) -> None:
+    a = assess(minimal(race=Race.WHITE), as_of=AS_OF)
+    a = dataclasses.replace(a, next_scan=NextScan(earliest, suggested, "r", "s"))
+    assert repeat_scan_text(a) == text
+
+
+def test_example_repeat_scan_date_is_the_summarys() -> None:
+    suggested = expected("01-cac-zero-low-risk")["next_scan"]["suggested"]
+    page = build_page(data("01-cac-zero-low-risk"), NOW)
+    assert page.repeat_scan_text.startswith(f"Not before {long_date(date.fromisoformat(suggested))}")
+
+
+def test_statin_context_only_when_the_score_rose_on_a_statin() -> None:
+    rising = build_page(data("06-rising-on-statin"), NOW)
+    assert rising.statin_rise
+    assert 'id="statin-context"' in render(rising)
+    for name in ("07-rapid-rise-no-statin", "04-cac-100-399-above-75th", "01-cac-zero-low-risk"):
+        page = build_page(data(name), NOW)
+        assert not page.statin_rise, name
+        assert 'id="statin-context"' not in render(page), name
+
+
+def test_one_band_is_marked_and_it_is_the_assessments() -> None:
+    for name in EXAMPLES:
+        page = build_page(data(name), NOW)
+        current = [b.label for b in page.bands if b.current]
+        assert current == [expected(name)["score"]["band"]], name
+        assert [b.label for b in page.bands] == list(PRIMARY_BANDS)
+
+
+def test_topics_to_discuss_follow_the_recommendations() -> None:
+    def topics(name: str, policy: str = "acc-aha-2018") -> str:
+        return " ".join(build_page(data(name, policy), NOW).to_discuss)
+
+    ids = {r["id"] for r in expected("04-cac-100-399-above-75th")["recommendations"]}
+    assert any(i.startswith("statin-") for i in ids)
+    assert "whether a statin" in topics("04-cac-100-399-above-75th")
+    if "lpa-measure-once" in ids:
+        assert "lipoprotein(a)" in topics("04-cac-100-399-above-75th")
+    assert "aspirin" not in topics("01-cac-zero-low-risk")
+
+
+def test_to_discuss_never_tells_the_patient_what_they_need() -> None:
+    for name in EXAMPLES:
+        for policy in ("acc-aha-2018", "lifestyle-first"):
+            for topic in build_page(data(name, policy), NOW).to_discuss:
+                assert "whether" in topic.lower() or "test" in topic.lower() or "mean" in topic, topic
+                assert not re.search(r"\byou (need|must)\b", topic, re.IGNORECASE), topic
+
+
+def test_every_section_the_issue_names_is_rendered_for_every_example() -> None:
+    wanted = ["glance", "history", "measures", "meaning", "plan", "questions", "clinician"]
+    for name in EXAMPLES:
+        parser = Sections()
+        parser.feed(render(build_page(data(name), NOW)))
+        assert parser.sections == wanted, name
+        assert len(parser.headings) == len(wanted)
+        assert parser.external == [], name
+
+
+def test_clinician_section_shows_every_statement_with_its_rule_and_source() -> None:
+    for name in ("04-cac-100-399-above-75th", "05-cac-400-metabolically-calm", "08-known-cad-stent"):
+        for policy in ("acc-aha-2018", "lifestyle-first"):
+            html = render(build_page(data(name, policy), NOW))
+            summary = expected(name, policy)
+            for statement in summary["recommendations"] + summary["warnings"]:
+                row = re.search(
+                    rf"<code>{re.escape(statement['id'])}</code></td><td>(.*?)</td><td[^>]*>(.*?)</td>", html
+                )
+                assert row, (name, policy, statement["id"])
+                assert row.group(2) == statement["source"].replace("&", "&amp;"), statement["id"]
+
+
+def test_patient_text_is_the_cores_explanation() -> None:
+    for name in ("06-rising-on-statin", "05-cac-400-metabolically-calm"):
+        html = render(build_page(data(name), NOW))
+        explanation = expected(name)["explanation"]
+        assert explanation["headline"] in html
+        for paragraph in explanation["paragraphs"]:
+            assert paragraph.replace("'", "&#39;") in html, paragraph[:40]
+        for question in explanation["questions"]:
+            assert question.replace("'", "&#39;") in html
+
+
+def test_a_high_score_is_never_an_emergency() -> None:
+    html = render(build_page(data("05-cac-400-metabolically-calm"), NOW)).lower()
+    for match in re.finditer(r"emergenc", html):
+        assert "not an emergency" in html[match.start() - 10 : match.end() + 5]
+    assert "urgent" not in html and "immediately" not in html
+
+
+def test_text_from_the_record_is_escaped() -> None:
+    page = build_page(data("06-rising-on-statin"), NOW)
+    page = dataclasses.replace(page, lifestyle=(Statement("x", "<script>alert(1)</script>", "<b>s</b>"),))
+    html = render(page)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_missing_inputs_and_reading_notes_reach_the_clinician() -> None:
+    page = build_page(data("11-missing-race-and-labs"), NOW)
+    html = render(page)
+    assert page.missing and all(item.split(":")[0] in html for item in page.missing)
+    assert 'id="missing"' in html
+
+
+def test_the_example_dates_read_as_words() -> None:
+    assert long_date(date(2029, 3, 4)) == "4 March 2029"
+    page = build_page(data("06-rising-on-statin"), NOW)
+    assert page.scan_date == long_date(date.fromisoformat(expected("06-rising-on-statin")["score"]["date"]))
+    assert page.generated.startswith("2026-11-01T09:30")
+    assert (NOW - timedelta(days=1)).isoformat() not in page.generated
