@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint hapi unit integration bench bench-writeback bench-cds fit clean
+.PHONY: serve test lint hapi browser unit integration bench bench-writeback bench-cds fit clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,13 +26,21 @@ lint: $(STAMP)
 hapi: $(STAMP)
 	$(BIN)/python tools/hapi_server.py build
 
-test: lint hapi
+# Debian's Chromium and ChromeDriver for the report page's browser test (installed when missing).
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
+	sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	echo "installing Debian packages chromium and chromium-driver"; \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get update -q && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends chromium chromium-driver
+
+test: lint hapi browser
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-integration: hapi
+integration: hapi browser
 	$(BIN)/python -m pytest tests/integration
 
 bench: $(STAMP)

@@ -200,7 +200,9 @@ def build_page(data: ReportData, generated: datetime) -> ReportPage:
         as_of=long_date(a.as_of),
         score=f"{a.score.agatston:g}",
         bands=tuple(Band(b, BAND_WORDS[b], b == a.score.band) for b in PRIMARY_BANDS),
-        percentile=None if record.known_coronary_disease or a.percentile is None else a.percentile.value,
+        percentile=None
+        if record.known_coronary_disease or a.percentile is None or a.score.agatston <= 0
+        else a.percentile.value,
         percentile_text=percentile_text(a, record),
         repeat_scan_text=repeat_scan_text(a),
         chart=chart,

@@ -7,11 +7,7 @@ Tokens are signed with keys made here: ES384 keys given inline, RS384 keys publi
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +21,7 @@ from hapi_server import HapiServer, free_port  # tools/ is on sys.path (conftest
 
 from fhircac.fhir.client import FhirClient
 from tests import cds_builders as cb
-from tests.integration.conftest import EXAMPLES, load_example, patient_id
+from tests.integration.conftest import EXAMPLES, fhircac_service, load_example, patient_id
 
 pytestmark = pytest.mark.integration
 
@@ -109,42 +105,16 @@ def service(tmp_path_factory: pytest.TempPathFactory, keys: Keys, jwks_url: str)
         ]
     }
     (folder / "clients.json").write_text(json.dumps(clients))
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
+    settings = {
         "FHIRCAC_CDS_CLIENTS": str(folder / "clients.json"),
         "FHIRCAC_CDS_DB": str(folder / "cds.sqlite"),
-        "FHIRCAC_PUBLIC_BASE_URL": base_url,
-        "FHIRCAC_WORKERS": "2",
         "FHIRCAC_MAX_BODY_BYTES": "262144",
         "FHIRCAC_LOG_LEVEL": "info",
     }
     log_path = folder / "service.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fhircac", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base_url}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            process.kill()
-            pytest.fail(f"service did not start: {log_path.read_text()}")
-        try:
-            yield Service(base_url, keys)
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    with fhircac_service(settings, log_path) as base_url:
+        yield Service(base_url, keys)
     text = log_path.read_text()
-    assert "Traceback" not in text
     # No PHI in logs: the patients' ids and birth dates never appear.
     for name in ("06-", "08-"):
         bundle = json.loads(example(name).read_text())

@@ -3,46 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import pytest
 import requests
-from hapi_server import free_port  # tools/ is on sys.path (conftest.py)
+
+from tests.integration.conftest import fhircac_service
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "FHIRCAC_WORKERS": "2", "FHIRCAC_MAX_BODY_BYTES": "65536"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fhircac", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(f"service did not start: {process.communicate()[0]}")
-    yield url
-    process.terminate()
-    log = process.communicate(timeout=20)[0]
+def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("service") / "service.log"
+    with fhircac_service({"FHIRCAC_MAX_BODY_BYTES": "65536"}, log_path) as url:
+        yield url
     # no PHI in logs: the id we sent never appears in the access log
-    assert "patient-secret-id" not in log
+    assert "patient-secret-id" not in log_path.read_text()
 
 
 def test_health_over_http(base_url: str) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from fhircac.clinical.assess import assess
 from fhircac.clinical.policies import get_policy
-from fhircac.fhir import codes
 from fhircac.clinical.record import CacScan, DrugClass, MedicationPeriod, PatientRecord, StatedAge
+from fhircac.fhir import codes
 from fhircac.report.chart import ScoreChart, chart_svg, describe, score_chart, statin_periods
 from fhircac.report.data import assessed
 

@@ -97,6 +97,18 @@ def test_percentile_outside_mesa_uses_the_cores_reason() -> None:
     assert percentile_text(a, rec) == reason
 
 
+def test_a_zero_score_gets_words_not_a_percentile_scale() -> None:
+    page = build_page(data("01-cac-zero-low-risk"), NOW)
+    assert page.percentile is None and page.percentile_text.startswith("A score of 0")
+    assert 'aria-label="Percentile scale' not in render(page)
+    assert 'aria-label="Percentile scale' in render(build_page(data("04-cac-100-399-above-75th"), NOW))
+
+
+def test_the_statin_legend_appears_only_with_statin_periods() -> None:
+    assert "time on a statin" in render(build_page(data("06-rising-on-statin"), NOW))
+    assert "time on a statin" not in render(build_page(data("07-rapid-rise-no-statin"), NOW))
+
+
 def test_known_coronary_disease_hides_the_percentile() -> None:
     page = build_page(data("08-known-cad-stent"), NOW)
     assert page.percentile is None and page.percentile_text.startswith("Not shown")
