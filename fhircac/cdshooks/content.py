@@ -24,6 +24,7 @@ from fhircac.cdshooks.cards import (
 )
 from fhircac.cdshooks.prefetch import Gathered
 from fhircac.clinical.assessment import Assessment, ProgressionCategory, Statement
+from fhircac.clinical.bands import shown_score
 from fhircac.clinical.orders import AspirinReview
 from fhircac.clinical.policies import Policy, PolicyId
 from fhircac.fhir import codes
@@ -88,7 +89,7 @@ def summary_card(
 ) -> Card:
     a = assessment
     score = a.score
-    parts = [f"CAC {score.agatston:g} (band {score.band}, CAC-DRS {score.cac_drs})"]
+    parts = [f"CAC {shown_score(score.agatston)} (band {score.band}, CAC-DRS {score.cac_drs})"]
     if a.percentile is not None:
         parts.append(f"{_ordinal(a.percentile.value)} percentile")
     risk = _percent(a.risk.mesa_chd_10y_with_cac)
@@ -122,7 +123,11 @@ def summary_card(
 def _summary_detail(a: Assessment, gathered: Gathered, rose_on_statin: bool) -> str:
     score = a.score
     lines = []
-    figures = [f"Agatston **{score.agatston:g}**", f"band {md(score.band)}", f"CAC-DRS {md(score.cac_drs)}"]
+    figures = [
+        f"Agatston **{shown_score(score.agatston)}**",
+        f"band {md(score.band)}",
+        f"CAC-DRS {md(score.cac_drs)}",
+    ]
     if a.percentile is not None:
         estimated = "estimated, " if a.percentile.estimated else ""
         figures.append(f"{_ordinal(a.percentile.value)} percentile ({estimated}{md(a.percentile.reference)})")
@@ -142,7 +147,8 @@ def _summary_detail(a: Assessment, gathered: Gathered, rose_on_statin: bool) -> 
     if progression is not None:
         lead = "**Rise on a statin: expected, not treatment failure.** " if rose_on_statin else ""
         lines.append(
-            f"**Since {progression.prior_date.isoformat()} (Agatston {progression.prior_agatston:g}):** "
+            f"**Since {progression.prior_date.isoformat()} "
+            f"(Agatston {shown_score(progression.prior_agatston)}):** "
             f"{lead}{md(progression.interpretation)} _({md(progression.source)})_"
         )
     if a.recommendations:
@@ -258,14 +264,17 @@ def scan_order_card(
     earliest = assessment.next_scan.earliest if assessment else None
     summary = _SCAN_SUMMARIES[reason.id].format(
         earliest=earliest.isoformat() if earliest else "",
-        score=f"{assessment.score.agatston:g}" if assessment else "",
+        score=f"{shown_score(assessment.score.agatston)}" if assessment else "",
     )
     if (
         reason.id == "scan-order-high-score"
         and assessment
         and assessment.policy.id is PolicyId.LIFESTYLE_FIRST
     ):
-        summary = f"Last CAC score {assessment.score.agatston:g} (≥400): repeat only once metabolically calm"
+        summary = (
+            f"Last CAC score {shown_score(assessment.score.agatston)} (≥400): "
+            "repeat only once metabolically calm"
+        )
     lines = [_cited(reason)]
     if assessment is not None and reason.id != "scan-order-known-cad":
         lines.append(f"**Repeat-scan rule for this patient:** {md(assessment.next_scan.rationale)}")

@@ -95,7 +95,8 @@ class Situation:
     today: date
     now: datetime
     base_url: str
-    report_url: Callable[[str], str | None]  # patient id → the report page, when fhircac serves one
+    # (patient id, the hook's fhirServer) → the report page, when fhircac can show that patient's
+    report_url: Callable[[str, str | None], str | None]
 
 
 @dataclass
@@ -138,7 +139,8 @@ def call(
     if service is PATIENT_VIEW:
         gathered = gather(service.prefetch, body.get("prefetch") or {}, context, client, deadline)
         view = read_patient(gathered, context["patientId"], situation)
-        return Answer(_patient_view_cards(view, gathered, context["patientId"], situation), gathered)
+        server = body.get("fhirServer")
+        return Answer(_patient_view_cards(view, gathered, context["patientId"], situation, server), gathered)
     orders = draft_orders(context, selected_only=service is ORDER_SELECT)
     scans = [order for order in orders if is_scan_order(order)]
     aspirin = [order for order in orders if is_aspirin_order(order, context)]
@@ -171,7 +173,7 @@ def call(
 
 
 def _patient_view_cards(
-    view: PatientView, gathered: Gathered, patient_id: str, situation: Situation
+    view: PatientView, gathered: Gathered, patient_id: str, situation: Situation, fhir_server: str | None
 ) -> list[Card]:
     if not view.has_cac_data:
         return []  # nothing to interpret: a CAC service stays quiet on charts without a CAC score
@@ -190,7 +192,9 @@ def _patient_view_cards(
         if not existing:
             care_plan = assessment_and_plan(assessment, read)
     cards = [
-        content.summary_card(assessment, gathered, care_plan, situation.report_url(patient_id), situation)
+        content.summary_card(
+            assessment, gathered, care_plan, situation.report_url(patient_id, fhir_server), situation
+        )
     ]
     lpa = next((r for r in assessment.recommendations if r.id == "lpa-measure-once"), None)
     if lpa is not None:

@@ -15,6 +15,14 @@ HIGH_SCORE = 100.0  # CAC ≥100: statin reasonable (REFERENCE §7), Lp(a) once 
 VERY_HIGH_SCORE = 400.0  # CAC ≥400: repeat scanning has little value (source 000)
 
 
+def shown_score(agatston: float) -> str:
+    """A score as people read it: whole numbers as such, otherwise one decimal cut (not rounded), so
+    the number shown never crosses into the next band (399.99 reads 399.9, not 400)."""
+    if float(agatston).is_integer():
+        return str(int(agatston))
+    return f"{math.floor(agatston * 10) / 10:.1f}"
+
+
 def primary_band(agatston: float) -> str:
     """Sources 002 and 003: 0, 1-99, 100-399, ≥400."""
     if agatston <= 0:

@@ -18,7 +18,7 @@ from fhircac.clinical.assessment import (
     ProgressionCategory,
     Statement,
 )
-from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
+from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE, shown_score
 from fhircac.clinical.context import Context
 
 SOURCE = c.cite("REFERENCE §11", c.SOURCE_004, c.SOURCE_000, c.SOURCE_002, c.SOURCE_003)
@@ -36,7 +36,7 @@ THE_GOAL = (
 
 
 def _headline(score: float) -> str:
-    shown = f"{score:g}"
+    shown = shown_score(score)
     if score <= 0:
         return "Your calcium score is 0: no calcified plaque was seen."
     if score < HIGH_SCORE:
@@ -47,6 +47,11 @@ def _headline(score: float) -> str:
         f"Your calcium score is {shown}: a lot of calcified plaque. "
         "This is a signal to act on calmly, not an emergency."
     )
+
+
+def in_100(percentile: float) -> int:
+    """A percentile as "higher than about N in 100": never 0 or 100 of 100, which no one can be."""
+    return min(max(round(percentile), 1), 99)
 
 
 def _meaning(ctx: Context) -> str:
@@ -72,7 +77,7 @@ def _meaning(ctx: Context) -> str:
     if percentile is not None and score > 0:
         text += (
             f" Compared with people of the same age, sex and background, your score is higher than "
-            f"about {percentile.value:.0f} in 100."
+            f"about {in_100(percentile.value)} in 100."
         )
     return text
 
@@ -89,7 +94,7 @@ def _risk_sentence(mesa_with_cac: float | None) -> str | None:
 
 
 def _change(progression: Progression, current: float) -> str:
-    before, now = f"{progression.prior_agatston:g}", f"{current:g}"
+    before, now = shown_score(progression.prior_agatston), shown_score(current)
     if progression.on_statin and current > progression.prior_agatston:
         return (
             f"Your score went from {before} to {now} while you were taking a statin. That is expected and "
@@ -167,42 +172,62 @@ def _questions(ctx: Context) -> tuple[str, ...]:
     return tuple(questions)
 
 
-# Topics to raise with the clinician, in the patient's words, keyed by the recommendations that
-# call for them. Each says "whether", never "you need": the recommendation is for the clinician to
-# weigh (the clinician section shows it with its rule and source).
-_TOPICS: tuple[tuple[tuple[str, ...], str], ...] = (
+# Topics to raise with the clinician, in the patient's words, keyed by the exact rule ids that call
+# for them. Each asks "whether", never says "you need": the rule is for the clinician to weigh (the
+# clinician section shows it with its source). Rules that advise against something (aspirin not
+# advised, over 70, bleeding risk) raise no topic.
+_STATIN = (
+    "Cholesterol-lowering treatment: whether a statin (or another medicine) is right for you.",
     (
-        ("statin-", "ldl-190", "lf-cac-100-399-ldl-lowering", "lf-cac-400-active", "secondary-prevention"),
-        "Cholesterol-lowering treatment: whether a statin (or another medicine) is right for you, and at "
-        "what dose.",
+        "statin-cac-1-99",
+        "statin-cac-1-99-under-55",
+        "statin-cac-100",
+        "statin-cac-75th-percentile",
+        "statin-diabetes",
+        "statin-cac-0-indicated",
+        "statin-cac-0-exceptions",
+        "ldl-190",
+        "cac-not-needed-high-risk",
+        "secondary-prevention",
+        "lf-cac-100-399-ldl-lowering",
+        "lf-cac-400-active",
+    ),
+)
+_TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    _STATIN,
+    (
+        "Cholesterol-lowering medicine: with a score of 0, whether it can be held off for now, and when "
+        "to look again.",
+        ("statin-cac-0-withhold",),
     ),
     (
-        ("aspirin-", "lf-aspirin-", "policy-divergence-aspirin"),
+        "Your statin: what a score of 0 means for the medicine you already take.",
+        ("statin-cac-0-on-statin",),
+    ),
+    (
         "Low-dose aspirin: whether its benefit would outweigh the risk of bleeding for you.",
+        ("aspirin-may-be-considered", "lf-aspirin-consider", "policy-divergence-aspirin"),
     ),
     (
-        ("lpa-measure-once",),
         "A one-off blood test for lipoprotein(a), a cholesterol particle whose level is mostly inherited.",
+        ("lpa-measure-once",),
     ),
     (
-        ("lf-cac-100-399-measure", "lf-cac-400-measure", "lf-annual-markers", "markers-older-than-a-year"),
         "Blood tests of your metabolic health (such as insulin, triglycerides and inflammation), and how "
         "often to repeat them.",
+        ("lf-cac-100-399-measure", "lf-cac-400-measure", "lf-annual-markers"),
     ),
+    ("Your symptoms, and whether they call for further tests.", ("symptoms-further-testing",)),
     (
-        ("symptoms-further-testing",),
-        "Your symptoms, and whether they call for further tests.",
-    ),
-    (
-        ("risk-enhancers",),
         "Other things that raise your risk, such as family history, and what they mean for your plan.",
+        ("risk-enhancers",),
     ),
 )
 
 
 def _to_discuss(recommendations: tuple[Statement, ...] | list[Statement]) -> tuple[str, ...]:
-    ids = [r.id for r in recommendations]
-    return tuple(topic for prefixes, topic in _TOPICS if any(i.startswith(prefixes) for i in ids))
+    ids = {r.id for r in recommendations}
+    return tuple(topic for topic, rules in _TOPICS if ids.intersection(rules))
 
 
 def explain(

@@ -13,6 +13,7 @@ from datetime import date, timedelta
 from xml.sax.saxutils import escape
 
 from fhircac.clinical.assessment import Assessment
+from fhircac.clinical.bands import shown_score
 from fhircac.clinical.record import DrugClass, PatientRecord
 
 MARGIN = timedelta(days=240)  # room either side of the first and last date
@@ -28,12 +29,19 @@ class ScorePoint:
 
 @dataclass(frozen=True)
 class StatinPeriod:
-    """A shaded span, clipped to the chart; ``open_start``/``open_end`` when it runs beyond it."""
+    """A shaded span, clipped to the chart (``start``, ``end``); ``started``/``ended`` are the
+    recorded dates, None when the record has none (start unknown, still taken)."""
 
     start: date
     end: date
-    open_start: bool
-    open_end: bool
+    started: date | None
+    ended: date | None
+
+    @property
+    def words(self) -> str:
+        begun = "start not recorded" if self.started is None else f"from {self.started.isoformat()}"
+        ending = "still taken" if self.ended is None else f"to {self.ended.isoformat()}"
+        return f"{begun}, {ending}"
 
 
 @dataclass(frozen=True)
@@ -90,24 +98,37 @@ def score_chart(record: PatientRecord, assessment: Assessment) -> ScoreChart:
 def statin_periods(record: PatientRecord, start: date, end: date) -> tuple[StatinPeriod, ...]:
     """Statin use merged across overlapping or back-to-back statements, clipped to [start, end].
 
-    A statement without a start began before anything we know; without an end it is still going.
+    A statement without a start began at a time not recorded; without an end it is still taken.
     """
     spans = sorted(
-        (m.start or date.min, m.end or date.max)
-        for m in record.medications
-        if m.drug_class is DrugClass.STATIN
+        ((m.start, m.end) for m in record.medications if m.drug_class is DrugClass.STATIN),
+        key=lambda span: span[0] or date.min,
     )
-    merged: list[list[date]] = []
+    merged: list[tuple[date | None, date | None]] = []
     for first, last in spans:
-        if merged and first <= merged[-1][1] + timedelta(days=1):
-            merged[-1][1] = max(merged[-1][1], last)
-        else:
-            merged.append([first, last])
+        if merged:
+            open_first, open_last = merged[-1]
+            # back to back counts as one; ordinals, so that 9999-12-31 + 1 day cannot overflow
+            touches = open_last is None or (first or date.min).toordinal() <= open_last.toordinal() + 1
+            if touches:
+                later = None if open_last is None or last is None else max(open_last, last)
+                merged[-1] = (open_first, later)
+                continue
+        merged.append((first, last))
     return tuple(
-        StatinPeriod(max(first, start), min(last, end), first < start, last > end)
+        StatinPeriod(max(first or start, start), min(last or end, end), first, last)
         for first, last in merged
-        if first <= end and last >= start
+        if (first or date.min) <= end and (last or date.max) >= start
     )
+
+
+def statin_share(record: PatientRecord, first: date, last: date) -> float:
+    """The fraction of the days from ``first`` to ``last`` on which a statin was taken."""
+    days = (last - first).days
+    if days <= 0:
+        return 1.0 if record.taking(DrugClass.STATIN, first) else 0.0
+    taken = sum((p.end - p.start).days for p in statin_periods(record, first, last))
+    return min(taken / days, 1.0)
 
 
 def _axis(highest: float) -> tuple[float, tuple[float, ...]]:
@@ -146,7 +167,7 @@ def _number(value: float) -> str:
 def describe(chart: ScoreChart) -> str:
     """The chart in words: the text alternative screen readers get, and the print-out's caption."""
     scores = "; ".join(
-        f"{_number(p.agatston)} on {p.day.isoformat()}"
+        f"{shown_score(p.agatston)} on {p.day.isoformat()}"
         + ("" if p.on_statin is None else (" (on a statin)" if p.on_statin else " (no statin)"))
         for p in chart.points
     )
@@ -154,13 +175,7 @@ def describe(chart: ScoreChart) -> str:
     if chart.statin_unknown:
         text += " Statin use is not recorded."
     elif chart.statin_periods:
-        spans = "; ".join(
-            ("before " if p.open_start else "from ")
-            + p.start.isoformat()
-            + (" onward" if p.open_end else f" to {p.end.isoformat()}")
-            for p in chart.statin_periods
-        )
-        text += f" Statin taken: {spans}."
+        text += f" Statin taken: {'; '.join(p.words for p in chart.statin_periods)}."
     else:
         text += " No statin recorded."
     if chart.next_scan is not None:
@@ -215,7 +230,7 @@ def chart_svg(
             f'<line class="next-scan" x1="{x:.1f}" x2="{x:.1f}" y1="{top:.1f}" y2="{bottom:.1f}" '
             f'stroke="{NEXT}" stroke-width="2" stroke-dasharray="6 4"/>'
             f'<text x="{x - 4:.1f}" y="{top + 12:.1f}" text-anchor="end" font-size="12" fill="{NEXT}">'
-            f"repeat scan not before {chart.next_scan.year}</text>"
+            f"repeat scan suggested from {chart.next_scan.isoformat()}</text>"
         )
     coordinates = [(_x(chart, p.day), _y(chart, p.agatston)) for p in chart.points]
     if len(coordinates) > 1:
@@ -224,9 +239,9 @@ def chart_svg(
     for point, (x, y) in zip(chart.points, coordinates, strict=True):
         out.append(
             f'<circle class="score-point" cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{LINE}" '
-            f'data-date="{point.day.isoformat()}" data-score="{_number(point.agatston)}"/>'
+            f'data-date="{point.day.isoformat()}" data-score="{shown_score(point.agatston)}"/>'
             f'<text x="{x:.1f}" y="{max(y - 10, top + 12):.1f}" text-anchor="middle" font-size="13" '
-            f'font-weight="bold" fill="{INK}">{_number(point.agatston)}</text>'
+            f'font-weight="bold" fill="{INK}">{shown_score(point.agatston)}</text>'
         )
     out.append("</svg>")
     return "".join(out)

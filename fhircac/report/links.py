@@ -17,10 +17,13 @@ ALGORITHM = "HS256"
 LEEWAY_SECONDS = 30
 
 
-def sign(key: str, patient_id: str, seconds: int, now: datetime | None = None) -> str:
+def sign(key: str, patient_id: str, fhir_server: str, seconds: int, now: datetime | None = None) -> str:
+    """A link to ``patient_id`` as held by ``fhir_server``: a link made for one server never opens
+    a report read from another (after a reconfiguration, say)."""
     now = now or datetime.now(UTC)
     claims = {
         "sub": patient_id,
+        "fhir": fhir_server,
         "aud": AUDIENCE,
         "iat": now,
         "exp": now + timedelta(seconds=seconds),
@@ -29,8 +32,8 @@ def sign(key: str, patient_id: str, seconds: int, now: datetime | None = None) -
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
-def opens(key: str, token: str, patient_id: str) -> bool:
-    """True when ``token`` is a valid, unexpired link for ``patient_id`` signed with ``key``."""
+def opens(key: str, token: str, patient_id: str, fhir_server: str) -> bool:
+    """True when ``token`` is a valid, unexpired link for ``patient_id`` on ``fhir_server``."""
     try:
         claims = jwt.decode(
             token,
@@ -38,8 +41,8 @@ def opens(key: str, token: str, patient_id: str) -> bool:
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["sub", "aud", "exp", "iat"]},
+            options={"require": ["sub", "aud", "exp", "iat", "fhir"]},
         )
     except jwt.PyJWTError:
         return False
-    return claims.get("sub") == patient_id
+    return claims.get("sub") == patient_id and claims.get("fhir") == fhir_server

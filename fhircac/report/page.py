@@ -16,13 +16,14 @@ from markupsafe import Markup
 
 from fhircac import __version__
 from fhircac.clinical.assessment import Assessment, Statement
-from fhircac.clinical.bands import PRIMARY_BANDS
-from fhircac.clinical.narrative import RepeatScan, repeat_scan
+from fhircac.clinical.bands import PRIMARY_BANDS, shown_score
+from fhircac.clinical.narrative import RepeatScan, in_100, repeat_scan
 from fhircac.clinical.record import PatientRecord
 from fhircac.fhir.write import read_notes
-from fhircac.report.chart import ScoreChart, chart_svg, describe, score_chart
+from fhircac.report.chart import ScoreChart, chart_svg, describe, score_chart, statin_share
 from fhircac.report.data import ReportData
 
+STATIN_SHARE_FOR_CONTEXT = 0.5
 BAND_WORDS = {
     "0": "no calcified plaque",
     "1-99": "a small amount",
@@ -93,7 +94,7 @@ def percentile_text(a: Assessment, record: PatientRecord) -> str:
         reference = "the MESA study" if p.reference == "MESA" else "the scan report"
         estimate = "an estimate " if p.estimated else ""
         return (
-            f"Higher than about {p.value:.0f} in 100 people of the same age, sex and background "
+            f"Higher than about {in_100(p.value)} in 100 people of the same age, sex and background "
             f"({estimate}from {reference})."
         )
     why = next((w.text for w in a.warnings if w.id == "percentile-not-computed"), None)
@@ -122,7 +123,7 @@ def _percent(value: float | None) -> str:
 def figures(a: Assessment) -> tuple[Figure, ...]:
     score = a.score
     rows = [
-        Figure("Agatston score", f"{score.agatston:g} ({score.date.isoformat()})"),
+        Figure("Agatston score", f"{shown_score(score.agatston)} ({score.date.isoformat()})"),
         Figure("Band / fine band", f"{score.band} / {score.fine_band}", "REFERENCE §2"),
         Figure("CAC-DRS", score.cac_drs, "REFERENCE §2"),
         Figure(
@@ -156,7 +157,8 @@ def figures(a: Assessment) -> tuple[Figure, ...]:
         rows.append(
             Figure(
                 "Progression",
-                f"{p.prior_agatston:g} ({p.prior_date.isoformat()}) → {score.agatston:g} over "
+                f"{shown_score(p.prior_agatston)} ({p.prior_date.isoformat()}) → "
+                f"{shown_score(score.agatston)} over "
                 f"{p.years:.1f} years{percent}; √Δ {p.sqrt_delta:.2f}; {p.category.value}; {statin}. "
                 f"{p.interpretation}",
                 p.source,
@@ -189,8 +191,13 @@ def build_page(data: ReportData, generated: datetime) -> ReportPage:
     assert record is not None
     chart = score_chart(record, a)
     progression = a.progression
+    # The callout says a rise is expected only when a statin covered most of the time between the
+    # scans; a statin begun just before the second scan cannot explain the rise.
     statin_rise = bool(
-        progression and progression.on_statin and a.score.agatston > progression.prior_agatston
+        progression
+        and progression.on_statin
+        and a.score.agatston > progression.prior_agatston
+        and statin_share(record, progression.prior_date, a.score.date) >= STATIN_SHARE_FOR_CONTEXT
     )
     explanation = a.explanation
     return ReportPage(
@@ -198,7 +205,7 @@ def build_page(data: ReportData, generated: datetime) -> ReportPage:
         headline=explanation.headline,
         scan_date=long_date(a.score.date),
         as_of=long_date(a.as_of),
-        score=f"{a.score.agatston:g}",
+        score=f"{shown_score(a.score.agatston)}",
         bands=tuple(Band(b, BAND_WORDS[b], b == a.score.band) for b in PRIMARY_BANDS),
         percentile=None
         if record.known_coronary_disease or a.percentile is None or a.score.agatston <= 0
@@ -229,12 +236,14 @@ def build_page(data: ReportData, generated: datetime) -> ReportPage:
 
 @cache
 def _environment() -> Environment:
-    return Environment(
+    environment = Environment(
         loader=PackageLoader("fhircac.report", "templates"),
         autoescape=select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    environment.filters["score"] = shown_score
+    return environment
 
 
 def render(page: ReportPage) -> str:

@@ -269,8 +269,8 @@ def _situation() -> Situation:
     now = datetime.now(UTC)
     base = _base_url()
 
-    def report_url(patient_id: str) -> str | None:
-        return report_link(settings, base, patient_id)
+    def report_url(patient_id: str, fhir_server: str | None) -> str | None:
+        return report_link(settings, base, patient_id, fhir_server)
 
     return Situation(get_policy(settings.policy), now.date(), now, base, report_url)
 

@@ -59,21 +59,31 @@ def install(app: Flask, settings: Settings) -> None:
         )
 
 
-def link(settings: Settings, base_url: str, patient_id: str) -> str | None:
-    """The report URL a CDS card links to, or None when following it could not work: no FHIR server
-    to read, or no key to sign the link with (and links are required)."""
-    if settings.fhir_base_url is None or not FHIR_ID.fullmatch(patient_id):
+def link(settings: Settings, base_url: str, patient_id: str, fhir_server: str | None) -> str | None:
+    """The report URL a CDS card links to, or None when following it could not work or could show
+    another patient: the report reads fhircac's FHIR server, so the hook's ``fhirServer`` must be that
+    very server (patient ids belong to their server); and a key must sign the link."""
+    server = settings.fhir_base_url
+    if server is None or (fhir_server or "").rstrip("/") != server or not FHIR_ID.fullmatch(patient_id):
         return None
     url = f"{base_url}/report/{quote(patient_id, safe='')}"
     if not settings.report_auth:
         return url
     if settings.report_key is None:
         return None
-    return f"{url}?access={links.sign(settings.report_key, patient_id, settings.report_link_seconds)}"
+    token = links.sign(settings.report_key, patient_id, server, settings.report_link_seconds)
+    return f"{url}?access={token}"
+
+
+@report.after_request
+def _headers(response: Response) -> Response:
+    """On every answer of this blueprint, errors included: the page holds PHI."""
+    response.headers.update(HEADERS)
+    return response
 
 
 def _page(data: ReportData) -> Response:
-    return Response(render(build_page(data, datetime.now(UTC))), 200, HEADERS, mimetype="text/html")
+    return Response(render(build_page(data, datetime.now(UTC))), 200, mimetype="text/html")
 
 
 def _refusal(status: int, problems: list[Problem], code: str = "invalid") -> Response:
@@ -82,10 +92,8 @@ def _refusal(status: int, problems: list[Problem], code: str = "invalid") -> Res
         body = render_error(
             status, TITLES.get(status, "Error"), [f"{p.field}: {p.message}" for p in problems]
         )
-        return Response(body, status, HEADERS, mimetype="text/html")
-    response = outcome_response(problems, status, code)
-    response.headers.update(HEADERS)
-    return response
+        return Response(body, status, mimetype="text/html")
+    return outcome_response(problems, status, code)
 
 
 def _refused(refusal: ReportRefused) -> Response:
@@ -109,19 +117,20 @@ def from_server(patient_id: str) -> Response:
     settings: Settings = current_app.config["FHIRCAC"]
     if not FHIR_ID.fullmatch(patient_id):
         return _refusal(400, [Problem("patient", "not a FHIR id (1-64 of A-Z a-z 0-9 - .)")])
+    server = settings.fhir_base_url
+    if server is None:
+        problem = Problem(
+            "(configuration)", "FHIRCAC_FHIR_BASE_URL is not set, so there is no server to read"
+        )
+        return _refusal(503, [problem], "not-supported")
     if settings.report_auth and (
         settings.report_key is None
-        or not links.opens(settings.report_key, request.args.get("access", ""), patient_id)
+        or not links.opens(settings.report_key, request.args.get("access", ""), patient_id, server)
     ):
         problem = Problem(
             "access", "open the report from the EHR again: the link is missing, expired or wrong"
         )
         return _refusal(401, [problem], "login")
-    if settings.fhir_base_url is None:
-        problem = Problem(
-            "(configuration)", "FHIRCAC_FHIR_BASE_URL is not set, so there is no server to read"
-        )
-        return _refusal(503, [problem], "not-supported")
     today = datetime.now(UTC).date()
     try:
         fetch = _fetcher(current_app._get_current_object())  # type: ignore[attr-defined]

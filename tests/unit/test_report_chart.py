@@ -7,11 +7,13 @@ import re
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from fhircac.clinical.assess import assess
 from fhircac.clinical.policies import get_policy
 from fhircac.clinical.record import CacScan, DrugClass, MedicationPeriod, PatientRecord, StatedAge
 from fhircac.fhir import codes
-from fhircac.report.chart import ScoreChart, chart_svg, describe, score_chart, statin_periods
+from fhircac.report.chart import ScoreChart, chart_svg, describe, score_chart, statin_periods, statin_share
 from fhircac.report.data import assessed
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +64,8 @@ def test_every_scan_of_the_rising_on_statin_example_is_a_point_in_date_order() -
     assert all(p.on_statin for p in chart.points)
     assert len(chart.statin_periods) == 1
     period = chart.statin_periods[0]
-    assert period.start <= chart.points[0].day and period.open_end and period.end == chart.end
+    assert period.start <= chart.points[0].day and period.ended is None and period.end == chart.end
+    assert period.started is not None and period.words == f"from {period.started.isoformat()}, still taken"
 
 
 def test_a_rapid_rise_without_statin_has_no_shading_and_says_so() -> None:
@@ -101,10 +104,38 @@ def test_overlapping_and_back_to_back_statements_merge_into_one_period() -> None
         date(2017, 1, 1),
         date(2025, 1, 1),
     )
-    assert [(p.start, p.end, p.open_start, p.open_end) for p in periods] == [
-        (date(2018, 1, 1), date(2020, 3, 1), False, False),
-        (date(2022, 1, 1), date(2025, 1, 1), False, True),
+    assert [(p.start, p.end, p.started, p.ended) for p in periods] == [
+        (date(2018, 1, 1), date(2020, 3, 1), date(2018, 1, 1), date(2020, 3, 1)),
+        (date(2022, 1, 1), date(2025, 1, 1), date(2022, 1, 1), None),
     ]
+
+
+def test_open_ended_statements_merge_with_later_ones_without_overflow() -> None:
+    """A statement never closed, then a dose change: one period, still taken (review finding)."""
+    cases = {
+        "open end first": (statin(date(2021, 11, 2), None), statin(date(2023, 1, 1), date(2024, 1, 1))),
+        "no dates at all": (statin(None, None), statin(date(2023, 1, 1), date(2024, 1, 1))),
+        "end of calendar": (statin(date(2021, 1, 1), date(9999, 12, 31)), statin(date(2023, 1, 1), None)),
+    }
+    for why, medications in cases.items():
+        periods = statin_periods(
+            record((date(2022, 1, 1), 10), medications=medications), date(2020, 1, 1), date(2026, 1, 1)
+        )
+        assert len(periods) == 1, why
+        assert periods[0].end == date(2026, 1, 1), why
+    no_start = statin_periods(
+        record((date(2022, 1, 1), 10), medications=(statin(None, date(2023, 5, 1)),)),
+        date(2020, 1, 1),
+        date(2026, 1, 1),
+    )
+    assert no_start[0].start == date(2020, 1, 1) and no_start[0].words == "start not recorded, to 2023-05-01"
+
+
+def test_statin_share_counts_the_days_covered_between_two_scans() -> None:
+    rec = record((date(2020, 1, 1), 10), medications=(statin(date(2022, 1, 1), None),))
+    assert statin_share(rec, date(2020, 1, 1), date(2024, 1, 1)) == pytest.approx(0.5, abs=0.01)
+    assert statin_share(rec, date(2022, 6, 1), date(2024, 1, 1)) == 1.0
+    assert statin_share(rec, date(2018, 1, 1), date(2021, 1, 1)) == 0.0
 
 
 def test_periods_are_clipped_to_the_chart_and_those_outside_it_dropped() -> None:
@@ -120,8 +151,8 @@ def test_periods_are_clipped_to_the_chart_and_those_outside_it_dropped() -> None
         date(2018, 6, 1),
         date(2024, 1, 1),
     )
-    assert [(p.start, p.end, p.open_start, p.open_end) for p in periods] == [
-        (date(2018, 6, 1), date(2019, 1, 1), True, False)
+    assert [(p.start, p.end, p.started, p.ended) for p in periods] == [
+        (date(2018, 6, 1), date(2019, 1, 1), None, date(2019, 1, 1))
     ]
 
 
@@ -134,7 +165,8 @@ def test_a_statin_begun_before_the_first_scan_widens_the_chart_within_five_years
     far = score_chart(
         rec := record(*base, medications=(statin(date(2001, 1, 1), None),)), assess(rec, as_of=AS_OF)
     )
-    assert far.start > date(2014, 1, 1) and far.statin_periods[0].open_start
+    assert far.start > date(2014, 1, 1) and far.statin_periods[0].start == far.start
+    assert far.statin_periods[0].started == date(2001, 1, 1) and "from 2001-01-01" in describe(far)
 
 
 def test_unknown_statin_use_marks_points_unknown_not_no() -> None:

@@ -25,6 +25,7 @@ from tests import fhir_builders as fb
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "http://localhost"
 KEY = "k" * 40
+SERVER = "http://127.0.0.1:9/fhir"  # never contacted: the fetch below stands in
 VIEW_KEYS = ["patient", "cacScores", "observations", "medicationStatements", "medicationRequests"]
 VIEW_KEYS += ["conditions", "procedures", "familyHistory", "cacCarePlans"]
 HTML = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -43,7 +44,7 @@ def settings(tmp_path: Path, **kw: Any) -> Settings:
         "cds_auth": False,
         "cds_db": str(tmp_path / "cds.sqlite"),
         "public_base_url": BASE,
-        "fhir_base_url": "http://127.0.0.1:9/fhir",  # never contacted: the fetch below stands in
+        "fhir_base_url": SERVER,
         "report_key": KEY,
         "max_body_bytes": 256 * 1024,
     }
@@ -66,8 +67,12 @@ def served(*names: str) -> Any:
     return lambda patient_id: by_id.get(patient_id)
 
 
+def token(patient_id: str, seconds: int = 600, key: str = KEY, server: str = SERVER, **kw: Any) -> str:
+    return links.sign(key, patient_id, server, seconds, **kw)
+
+
 def signed(patient_id: str, seconds: int = 600) -> str:
-    return f"/report/{patient_id}?access={links.sign(KEY, patient_id, seconds)}"
+    return f"/report/{patient_id}?access={token(patient_id, seconds)}"
 
 
 def test_a_signed_link_opens_the_report_of_its_patient(tmp_path: Path) -> None:
@@ -88,9 +93,10 @@ def test_links_that_must_not_open_get_401(tmp_path: Path) -> None:
     past = datetime.now(UTC) - timedelta(hours=2)
     refused = {
         "no token": f"/report/{pid}",
-        "another patient's": f"/report/{pid}?access={links.sign(KEY, other, 600)}",
-        "expired": f"/report/{pid}?access={links.sign(KEY, pid, 600, now=past)}",
-        "another key": f"/report/{pid}?access={links.sign('x' * 40, pid, 600)}",
+        "another patient's": f"/report/{pid}?access={token(other)}",
+        "expired": f"/report/{pid}?access={token(pid, now=past)}",
+        "another key": f"/report/{pid}?access={token(pid, key='x' * 40)}",
+        "another FHIR server": f"/report/{pid}?access={token(pid, server='https://other.example/fhir')}",
         "garbage": f"/report/{pid}?access=not.a.token",
     }
     for why, url in refused.items():
@@ -105,13 +111,22 @@ def test_links_that_must_not_open_get_401(tmp_path: Path) -> None:
 def test_without_a_key_no_link_opens_and_none_is_offered(tmp_path: Path) -> None:
     client = app_with(tmp_path, served("06-rising-on-statin"), report_key=None)
     assert client.get(signed(patient_of("06-rising-on-statin"))).status_code == 401
-    assert link(settings(tmp_path, report_key=None), BASE, "p1") is None
-    assert link(settings(tmp_path, fhir_base_url=None), BASE, "p1") is None
-    assert link(settings(tmp_path), BASE, "bad id!") is None
-    url = link(settings(tmp_path), BASE, "p1")
+    assert link(settings(tmp_path, report_key=None), BASE, "p1", SERVER) is None
+    assert link(settings(tmp_path, fhir_base_url=None), BASE, "p1", SERVER) is None
+    assert link(settings(tmp_path), BASE, "bad id!", SERVER) is None
+    url = link(settings(tmp_path), BASE, "p1", SERVER + "/")
     assert url and url.startswith(f"{BASE}/report/p1?access=")
-    assert links.opens(KEY, url.split("access=")[1], "p1")
-    assert link(settings(tmp_path, report_auth=False), BASE, "p1") == f"{BASE}/report/p1"
+    assert links.opens(KEY, url.split("access=")[1], "p1", SERVER)
+    assert not links.opens(KEY, url.split("access=")[1], "p1", "https://other.example/fhir")
+    assert link(settings(tmp_path, report_auth=False), BASE, "p1", SERVER) == f"{BASE}/report/p1"
+
+
+def test_no_link_when_the_hook_reads_another_fhir_server(tmp_path: Path) -> None:
+    """Patient ids belong to their server: a card about another EHR's patient must not link to the
+    report of whoever has that id on fhircac's server (review finding)."""
+    for server in ("https://other-ehr.example/fhir", None, SERVER + "x"):
+        assert link(settings(tmp_path), BASE, "p1", server) is None, server
+        assert link(settings(tmp_path, report_auth=False), BASE, "p1", server) is None, server
 
 
 def test_with_links_off_the_page_opens_without_token_and_a_warning_is_logged(
@@ -214,10 +229,43 @@ def test_the_patient_view_card_links_to_a_report_that_opens(tmp_path: Path) -> N
     name = "06-rising-on-statin"
     client = app_with(tmp_path, served(name))
     request = cb.request("patient-view", patient_of(name), resources(name), VIEW_KEYS)
-    cards = client.post("/cds-services/cac-patient-view", json=request).get_json()["cards"]
-    urls = [entry["url"] for card in cards for entry in card.get("links", [])]
+
+    def links_of(fhir_server: str) -> list[str]:
+        body = {**request, "fhirServer": fhir_server}
+        cards = client.post("/cds-services/cac-patient-view", json=body).get_json()["cards"]
+        assert cards
+        return [entry["url"] for card in cards for entry in card.get("links", [])]
+
+    urls = links_of(SERVER)
     assert len(urls) == 1 and urls[0].startswith(f"{BASE}/report/{patient_of(name)}?access=")
     assert client.get(urls[0].removeprefix(BASE), headers=HTML).status_code == 200
+    assert links_of("https://other-ehr.example/fhir") == []
+
+
+def test_even_an_internal_error_keeps_the_pages_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> Any:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr("fhircac.web.report.build_page", broken)
+    answer = app_with(tmp_path).post("/report", json=bundle("06-rising-on-statin"))
+    assert answer.status_code == 500
+    assert answer.headers["Cache-Control"] == "no-store" and "Content-Security-Policy" in answer.headers
+
+
+def test_input_quoted_in_an_error_is_escaped_in_html(tmp_path: Path) -> None:
+    document = bundle("06-rising-on-statin")
+    ldl = next(
+        e["resource"]
+        for e in document["entry"]
+        if e["resource"].get("code", {}).get("coding", [{}])[0].get("code") == "2089-1"
+    )
+    ldl["valueQuantity"] = {"value": 78, "unit": "<script>alert(1)</script>"}
+    answer = app_with(tmp_path).post("/report", json=document, headers=HTML)
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400 and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>" not in page
 
 
 def test_access_log_paths_name_no_patient() -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from fhircac.clinical import narrative
 from fhircac.clinical.assess import assess
 from fhircac.clinical.assessment import NextScan, Statement
 from fhircac.clinical.bands import PRIMARY_BANDS
@@ -147,6 +148,18 @@ def test_example_repeat_scan_date_is_the_summarys() -> None:
     assert page.repeat_scan_text.startswith(f"Not before {long_date(date.fromisoformat(suggested))}")
 
 
+def test_no_statin_context_when_the_statin_began_just_before_the_second_scan() -> None:
+    document = json.loads((ROOT / "examples" / "06-rising-on-statin.json").read_text())
+    statement = next(
+        e["resource"] for e in document["entry"] if e["resource"]["resourceType"] == "MedicationStatement"
+    )
+    statement["effectivePeriod"] = {"start": "2026-06-01"}  # the scans: 2022-06-14 and 2026-07-08
+    late = assessed([("late", document)], None, get_policy("acc-aha-2018"), AS_OF)
+    assert late.assessment.progression is not None and late.assessment.progression.on_statin
+    page = build_page(late, NOW)
+    assert not page.statin_rise and 'id="statin-context"' not in render(page)
+
+
 def test_statin_context_only_when_the_score_rose_on_a_statin() -> None:
     rising = build_page(data("06-rising-on-statin"), NOW)
     assert rising.statin_rise
@@ -165,6 +178,28 @@ def test_one_band_is_marked_and_it_is_the_assessments() -> None:
         assert [b.label for b in page.bands] == list(PRIMARY_BANDS)
 
 
+def test_topics_name_only_rules_that_exist() -> None:
+    rules = json.loads((ROOT / "profiles" / "CodeSystem-fhircac-rule.json").read_text())
+    known = {concept["code"] for concept in rules["concept"]}
+    for topic, ids in narrative._TOPICS:
+        assert set(ids) <= known, (topic, set(ids) - known)
+
+
+def test_topics_never_contradict_the_rule_that_raised_them() -> None:
+    """CAC 0 'withhold' is not 'whether a statin is right'; aspirin not advised raises no aspirin
+    topic (review findings)."""
+    withhold = build_page(data("01-cac-zero-low-risk"), NOW).to_discuss
+    assert any("held off" in t for t in withhold) and not any("right for you" in t for t in withhold)
+    for kw in ({"high_bleeding_risk": True}, {"age": StatedAge(75, AS_OF)}):
+        rec = minimal(race=Race.WHITE, **kw)
+        a = assess(rec, as_of=AS_OF)
+        assert not any(r.id == "aspirin-may-be-considered" for r in a.recommendations), kw
+        assert not any("aspirin" in t.lower() for t in a.explanation.to_discuss), kw
+    considered = assess(minimal(race=Race.WHITE, high_bleeding_risk=False), as_of=AS_OF)
+    if any(r.id == "aspirin-may-be-considered" for r in considered.recommendations):
+        assert any("aspirin" in t.lower() for t in considered.explanation.to_discuss)
+
+
 def test_topics_to_discuss_follow_the_recommendations() -> None:
     def topics(name: str, policy: str = "acc-aha-2018") -> str:
         return " ".join(build_page(data(name, policy), NOW).to_discuss)
@@ -174,6 +209,7 @@ def test_topics_to_discuss_follow_the_recommendations() -> None:
     assert "whether a statin" in topics("04-cac-100-399-above-75th")
     if "lpa-measure-once" in ids:
         assert "lipoprotein(a)" in topics("04-cac-100-399-above-75th")
+    assert "aspirin-may-be-considered" in ids and "Low-dose aspirin" in topics("04-cac-100-399-above-75th")
     assert "aspirin" not in topics("01-cac-zero-low-risk")
 
 
@@ -236,13 +272,40 @@ def test_text_from_the_record_is_escaped() -> None:
 def test_missing_inputs_and_reading_notes_reach_the_clinician() -> None:
     page = build_page(data("11-missing-race-and-labs"), NOW)
     html = render(page)
-    assert page.missing and all(item.split(":")[0] in html for item in page.missing)
-    assert 'id="missing"' in html
+    missing = re.search(r'<ul id="missing">(.*?)</ul>', html, re.S)
+    notes = re.search(r'<ul id="input-notes">(.*?)</ul>', html, re.S)
+    assert missing and notes
+    assert [m for m in expected("11-missing-race-and-labs")["missing"]] == re.findall(
+        r"<li>(.*?)</li>", missing.group(1)
+    )
+    assert "no medication list" in notes.group(1)
 
 
 def test_the_example_dates_read_as_words() -> None:
     assert long_date(date(2029, 3, 4)) == "4 March 2029"
     page = build_page(data("06-rising-on-statin"), NOW)
     assert page.scan_date == long_date(date.fromisoformat(expected("06-rising-on-statin")["score"]["date"]))
-    assert page.generated.startswith("2026-11-01T09:30")
-    assert (NOW - timedelta(days=1)).isoformat() not in page.generated
+    assert page.scan_date == "8 July 2026"
+
+
+def test_a_score_just_under_a_band_edge_is_never_shown_as_the_edge() -> None:
+    """399.99 is band 100-399: '400' would contradict the marked band (review finding)."""
+    a = assess(minimal(scans=(CacScan(399.99, date(2026, 1, 1)),), race=Race.WHITE), as_of=AS_OF)
+    assert a.score.band == "100-399"
+    assert a.explanation.headline.startswith("Your calcium score is 399.9:")
+    page = build_page(ReportData(data("04-cac-100-399-above-75th").read, a), NOW)
+    assert page.score == "399.9" and "400" not in page.headline
+
+
+def test_a_percentile_of_100_or_0_reads_as_a_possible_number() -> None:
+    for reported, shown in ((100.0, 99), (99.7, 99), (0.0, 1), (42.4, 42)):
+        rec = minimal(scans=(CacScan(150, date(2026, 1, 1), reported_percentile=reported),), race=Race.WHITE)
+        a = assess(rec, as_of=AS_OF)
+        assert f"about {shown} in 100" in percentile_text(a, rec)
+        assert f"about {shown} in 100" in " ".join(a.explanation.meaning)
+
+
+def test_the_repeat_scan_line_on_the_chart_gives_the_full_date() -> None:
+    page = build_page(data("01-cac-zero-low-risk"), NOW)
+    suggested = expected("01-cac-zero-low-risk")["next_scan"]["suggested"]
+    assert f"repeat scan suggested from {suggested}" in page.chart_svg
