@@ -46,6 +46,7 @@ integration: hapi browser
 bench: $(STAMP)
 	$(BIN)/python bench/calc_batch.py
 	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/report.py
 
 bench-writeback: hapi
 	$(BIN)/python bench/writeback.py
