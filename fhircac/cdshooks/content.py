@@ -27,6 +27,7 @@ from fhircac.clinical.assessment import Assessment, ProgressionCategory, Stateme
 from fhircac.clinical.bands import shown_score
 from fhircac.clinical.orders import AspirinReview
 from fhircac.clinical.policies import Policy, PolicyId
+from fhircac.clinical.risk import shown_risk
 from fhircac.fhir import codes
 from fhircac.fhir.issues import Issue
 
@@ -55,7 +56,7 @@ def _cited(statement: Statement) -> str:
 
 
 def _percent(value: float | None) -> str | None:
-    return None if value is None else f"{value * 100:.1f}%"
+    return None if value is None else shown_risk(value)
 
 
 def _ordinal(value: float) -> str:

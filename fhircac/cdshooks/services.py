@@ -24,7 +24,7 @@ from fhircac.clinical.record import DrugClass, PatientRecord
 from fhircac.evaluate import assess_group
 from fhircac.fhir import codes
 from fhircac.fhir.client import FhirClient
-from fhircac.fhir.inputs import group_by_patient
+from fhircac.fhir.inputs import collection, group_by_patient
 from fhircac.fhir.issues import Issue, has_errors
 from fhircac.fhir.read import ReadResult, classify_medication
 from fhircac.fhir.write import assessment_and_plan, care_plan_identifier
@@ -206,7 +206,7 @@ def read_patient(gathered: Gathered, patient_id: str, situation: Situation) -> P
     documents = [
         (
             f"prefetch.{key}",
-            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]},
+            collection(resources),
         )
         for key, resources in gathered.resources.items()
         if key in READER_KEYS and resources

@@ -225,6 +225,11 @@ def pce_ascvd_risk(factors: RiskFactors) -> float:
     return 1.0 - math.pow(c.baseline_survival, math.exp(linear - c.mean))
 
 
+def shown_risk(fraction: float) -> str:
+    """A 10-year risk (a fraction) as people read it: a percentage with one decimal."""
+    return f"{fraction * 100:.1f}%"
+
+
 def pce_band(risk: float) -> str:
     """2018 guideline risk categories."""
     if risk < 0.05:

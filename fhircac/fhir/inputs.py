@@ -342,6 +342,11 @@ def _contained(located: Located, reference: str) -> Located | None:
     return None
 
 
+def collection(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """Loose resources (a prefetch key, a server's search results) as one document for the reader."""
+    return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
+
+
 def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInput], list[Issue]]:
     """Every readable resource of every document, grouped by the Patient it points at."""
     issues: list[Issue] = []

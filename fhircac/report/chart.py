@@ -160,10 +160,6 @@ def _y(chart: ScoreChart, value: float) -> float:
     return TOP + (HEIGHT - TOP - BOTTOM) * (1 - value / chart.y_max)
 
 
-def _number(value: float) -> str:
-    return f"{value:g}"
-
-
 def describe(chart: ScoreChart) -> str:
     """The chart in words: the text alternative screen readers get, and the print-out's caption."""
     scores = "; ".join(
@@ -206,7 +202,7 @@ def chart_svg(
         out.append(f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="{GRID}"/>')
         out.append(
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12" fill="{INK}">'
-            f"{_number(tick)}</text>"
+            f"{shown_score(tick)}</text>"
         )
     for year in chart.years:
         x = _x(chart, date(year, 1, 1))

@@ -15,7 +15,7 @@ from fhircac.clinical.assessment import Assessment
 from fhircac.clinical.policies import Policy
 from fhircac.evaluate import assess_group
 from fhircac.fhir.client import FhirClient
-from fhircac.fhir.inputs import group_by_patient
+from fhircac.fhir.inputs import collection, group_by_patient
 from fhircac.fhir.issues import Issue, has_errors
 from fhircac.fhir.read import ReadResult
 from fhircac.worker.writeback import fetch_patients
@@ -58,8 +58,7 @@ def fetched(fetch: FetchPatient, patient_id: str, policy: Policy, today: date) -
         raise ReportRefused(
             404, [Issue("error", "not-found", "Patient", "the FHIR server has no such patient")]
         )
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
-    return assessed([("server", bundle)], patient_id, policy, today, status=422)
+    return assessed([("server", collection(resources))], patient_id, policy, today, status=422)
 
 
 def assessed(

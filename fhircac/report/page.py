@@ -19,6 +19,7 @@ from fhircac.clinical.assessment import Assessment, Statement
 from fhircac.clinical.bands import PRIMARY_BANDS, shown_score
 from fhircac.clinical.narrative import RepeatScan, in_100, repeat_scan
 from fhircac.clinical.record import PatientRecord
+from fhircac.clinical.risk import shown_risk
 from fhircac.fhir.write import read_notes
 from fhircac.report.chart import ScoreChart, chart_svg, describe, score_chart, statin_share
 from fhircac.report.data import ReportData
@@ -117,7 +118,7 @@ def repeat_scan_text(a: Assessment) -> str:
 
 
 def _percent(value: float | None) -> str:
-    return "not computed" if value is None else f"{value * 100:.1f}%"
+    return "not computed" if value is None else shown_risk(value)
 
 
 def figures(a: Assessment) -> tuple[Figure, ...]:

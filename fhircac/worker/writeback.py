@@ -18,6 +18,7 @@ from fhircac.clinical.policies import Policy
 from fhircac.evaluate import Evaluation, evaluate
 from fhircac.fhir import codes
 from fhircac.fhir.client import FhirClient, FhirError, VersionConflict, outcome_message
+from fhircac.fhir.inputs import collection
 from fhircac.fhir.issues import Issue, has_errors
 
 log = logging.getLogger(__name__)
@@ -232,9 +233,8 @@ def _assessment_identifiers(plan: dict[str, Any]) -> set[str]:
 def _evaluate(
     resources: list[dict[str, Any]], policy: Policy, as_of: date, recorded: datetime, *, care_plan: bool
 ) -> Evaluation:
-    document = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": r} for r in resources]}
     evaluations, issues = evaluate(
-        [("server", document)], policy, as_of, recorded, writing=True, care_plan=care_plan
+        [("server", collection(resources))], policy, as_of, recorded, writing=True, care_plan=care_plan
     )
     if has_errors(issues) or len(evaluations) != 1:
         errors = [issue for issue in issues if issue.is_error] or issues
