@@ -64,6 +64,7 @@ class ReportPage:
     chart_svg: Markup
     chart_text: str
     statin_rise: bool  # the score rose while a statin was taken: say it is expected, next to the chart
+    progression_source: str  # the rule behind what the page says about the change between scans
     measures: tuple[str, ...]
     meaning: tuple[str, ...]
     plan: tuple[str, ...]
@@ -217,6 +218,7 @@ def build_page(data: ReportData, generated: datetime) -> ReportPage:
         chart_svg=Markup(chart_svg(chart)),
         chart_text=describe(chart),
         statin_rise=statin_rise,
+        progression_source=progression.source if progression else "",
         measures=explanation.measures,
         meaning=explanation.meaning,
         plan=explanation.plan,

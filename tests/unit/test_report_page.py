@@ -163,7 +163,8 @@ def test_no_statin_context_when_the_statin_began_just_before_the_second_scan() -
 def test_statin_context_only_when_the_score_rose_on_a_statin() -> None:
     rising = build_page(data("06-rising-on-statin"), NOW)
     assert rising.statin_rise
-    assert 'id="statin-context"' in render(rising)
+    callout = re.search(r'<p class="callout" id="statin-context">(.*?)</p>', render(rising), re.S)
+    assert callout and expected("06-rising-on-statin")["progression"]["source"] in callout.group(1)
     for name in ("07-rapid-rise-no-statin", "04-cac-100-399-above-75th", "01-cac-zero-low-risk"):
         page = build_page(data(name), NOW)
         assert not page.statin_rise, name
