@@ -35,7 +35,7 @@ browser:
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends chromium chromium-driver
 
 test: lint hapi browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --hypothesis-profile=ci
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
@@ -62,4 +62,4 @@ fit: $(STAMP)
 	$(BIN)/python tools/fit_percentile.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

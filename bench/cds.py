@@ -74,6 +74,9 @@ from jwt.algorithms import ECAlgorithm
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import processes  # noqa: E402
 
 from fhircac.config import Settings  # noqa: E402
 from fhircac.fhir import codes  # noqa: E402
@@ -630,32 +633,23 @@ class Server:
 
 
 def start_server(name: str, argv: list[str], env: dict[str, str], port: int, folder: Path) -> Server:
+    """Started in a process group of its own (stopped with it); stopped again if it never answers."""
     log = folder / f"{name}.log"
-    with open(log, "wb") as output:
-        process = subprocess.Popen(argv, env=env, cwd=folder, stdout=output, stderr=subprocess.STDOUT)
+    process = processes.start(argv, log, env=env, cwd=folder)
     server = Server(name, port, process, log)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"{name} exited with {process.returncode} on start:\n{server.log_tail()}")
-        with contextlib.suppress(OSError, ProtocolError):
-            status, _ = Client(port).request(
-                f"GET /healthz HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n".encode()
-            )
-            if status == 200:
-                return server
-        time.sleep(0.2)
-    raise BenchError(f"{name} did not answer GET /healthz within 60 s:\n{server.log_tail()}")
+    healthz = f"{server.base_url}/healthz"
+    try:
+        processes.wait_until(lambda: processes.http_ok(healthz, 2), 120, f"{name} {healthz}", process, log)
+    except BaseException as error:
+        processes.stop(process)
+        if isinstance(error, processes.ProcessError):
+            raise BenchError(str(error)) from None
+        raise
+    return server
 
 
 def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait()
+    processes.stop(server.process)
 
 
 def call(port: int, method: str, path: str, token: str | None, body: bytes = b"") -> tuple[int, bytes]:

@@ -19,9 +19,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import processes
 
 ROOT = Path(__file__).resolve().parent / "hapi"
 JAR = ROOT / "target" / "fhircac-hapi-test-server.jar"
@@ -93,39 +95,22 @@ class HapiServer:
         build()
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise HapiError(
-                    f"the test FHIR server exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
-            if self.ready():
-                return self
-            time.sleep(1)
-        self.stop()
-        raise HapiError(f"the test FHIR server did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+        self.process = processes.start(self.command(), self.log_path)
+        try:
+            processes.wait_until(self.ready, timeout, "the test FHIR server", self.process)
+        except BaseException as error:  # a timeout, an exit, Ctrl-C: never leave Java running
+            self.stop()
+            if isinstance(error, processes.ProcessError):
+                raise HapiError(f"{error}:\n{self.log_tail()}") from None
+            raise
+        return self
 
     def ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.base_url}/metadata", timeout=5) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+        return processes.http_ok(f"{self.base_url}/metadata")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        if self.process is not None:
+            processes.stop(self.process, timeout=60)
 
     def log_tail(self, characters: int = 4000) -> str:
         try:

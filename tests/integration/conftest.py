@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
 
+import processes  # noqa: E402
 from hapi_server import HapiServer, free_port  # noqa: E402
 
 from fhircac.fhir.client import FhirClient  # noqa: E402
@@ -57,33 +55,34 @@ def patient_id(bundle: dict[str, Any]) -> str:
     return next(e["resource"]["id"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
 
 
+# Under load gunicorn listens well before its workers have imported the app: the wait is long, and
+# a passing run does not pay for it.
+SERVICE_STARTUP_SECONDS = 180
+
+
 @contextmanager
-def fhircac_service(settings: dict[str, str], log_path: Path) -> Iterator[str]:
+def fhircac_service(
+    settings: dict[str, str], log_path: Path, cwd: Path | None = None, argv: list[str] | None = None
+) -> Iterator[str]:
     """``fhircac serve`` (gunicorn, 2 workers) on a free 127.0.0.1 port; yields its base URL, which is
-    also its ``FHIRCAC_PUBLIC_BASE_URL``. Its output goes to ``log_path``, checked for tracebacks."""
+    also its ``FHIRCAC_PUBLIC_BASE_URL``. Its output goes to ``log_path``, checked for tracebacks.
+    Started in a process group of its own and stopped with it, whatever happens (``processes``)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "FHIRCAC_WORKERS": "2", "FHIRCAC_PUBLIC_BASE_URL": base_url, **settings}
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fhircac", "serve", "--host", "127.0.0.1", "--port", str(port)],
+    command = argv or [sys.executable, "-m", "fhircac", "serve"]
+    log_path.unlink(missing_ok=True)
+    try:
+        with processes.running(
+            [*command, "--host", "127.0.0.1", "--port", str(port)],
+            log_path,
+            lambda: processes.http_ok(f"{base_url}/healthz", timeout=2),
+            timeout=SERVICE_STARTUP_SECONDS,
+            what="fhircac serve",
             env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base_url}/healthz", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            process.kill()
-            pytest.fail(f"service did not start: {log_path.read_text()}")
-        try:
+            cwd=cwd,
+        ):
             yield base_url
-        finally:
-            process.terminate()
-            process.wait(timeout=20)
+    except processes.ProcessError as error:
+        pytest.fail(str(error))
     assert "Traceback" not in log_path.read_text()

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import processes
 import pytest
 import requests
 from hapi_server import HapiServer, free_port
@@ -28,6 +29,7 @@ from fhircac.fhir import codes
 from fhircac.fhir.client import FhirClient
 from fhircac.worker.state import State
 from tests import fhir_builders as fb
+from tests.integration.conftest import fhircac_service
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,36 +223,30 @@ def _ledger(path: Path, prefix: str) -> dict[str, str]:
 
 
 def _wait(condition: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    try:
+        processes.wait_until(condition, timeout, what)
+    except processes.ProcessError as error:
+        raise AssertionError(f"timed out waiting for {error}") from None
 
 
 @pytest.fixture
-def workers() -> Iterator[list[subprocess.Popen[str]]]:
-    started: list[subprocess.Popen[str]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
+def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Pollers a test starts; stopped with their process groups however the test ends."""
+    started: list[subprocess.Popen[bytes]] = []
+    try:
+        yield started
+    finally:
+        for process in started:
+            processes.stop(process)
 
 
-def _start_poller(env: dict[str, str], state: Path, log: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "fhircac", "poll", "--state", str(state), "--interval", "0.5", *extra],
-        env=env,
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def _start_poller(env: dict[str, str], state: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "fhircac", "poll", "--state", str(state), "--interval", "0.5", *extra]
+    return processes.start(argv, log, env=env)
 
 
 def test_sigkill_mid_batch_then_restart_gives_exactly_one_assessment_each(
-    hapi: HapiServer, fhir: FhirClient, prefix: str, tmp_path: Path, workers: list[subprocess.Popen[str]]
+    hapi: HapiServer, fhir: FhirClient, prefix: str, tmp_path: Path, workers: list[subprocess.Popen[bytes]]
 ) -> None:
     scans = seed_many(fhir, prefix, 40)
     state, env = tmp_path / "state.sqlite", _env(hapi.base_url)
@@ -273,7 +269,7 @@ def test_sigkill_mid_batch_then_restart_gives_exactly_one_assessment_each(
 
 
 def test_two_workers_on_one_server_write_no_duplicates(
-    hapi: HapiServer, fhir: FhirClient, prefix: str, tmp_path: Path, workers: list[subprocess.Popen[str]]
+    hapi: HapiServer, fhir: FhirClient, prefix: str, tmp_path: Path, workers: list[subprocess.Popen[bytes]]
 ) -> None:
     env = _env(hapi.base_url)
     first = _start_poller(env, tmp_path / "a.sqlite", tmp_path / "a.log")
@@ -314,7 +310,7 @@ def test_an_unassessable_observation_is_recorded_and_does_not_block_the_rest(
 
 
 def test_worker_backs_off_while_the_server_is_down_and_catches_up(
-    tmp_path: Path, prefix: str, workers: list[subprocess.Popen[str]]
+    tmp_path: Path, prefix: str, workers: list[subprocess.Popen[bytes]]
 ) -> None:
     """A server of its own, with its database in files, so it can be stopped and started again."""
     server = HapiServer(data_dir=tmp_path / "hapi-data", log_path=tmp_path / "hapi.log").start()
@@ -342,30 +338,14 @@ def test_worker_backs_off_while_the_server_is_down_and_catches_up(
 
 
 @pytest.fixture
-def service(hapi: HapiServer, tmp_path: Path) -> Iterator[tuple[str, str]]:
+def service(hapi: HapiServer, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """``fhircac serve`` under gunicorn, wired to the session's HAPI; yields (base URL, hook token)."""
-    port, token = free_port(), uuid.uuid4().hex
+    token = uuid.uuid4().hex
     env = _env(hapi.base_url, FHIRCAC_HOOK_TOKEN=token, FHIRCAC_STATE_FILE=str(tmp_path / "hook.sqlite"))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fhircac", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=(tmp_path / "serve.log").open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait(lambda: _up(url), 30, "the service to start")
+    env["FHIRCAC_DATA_DIR"] = str(tmp_path / "data")
+    log_path = ROOT / ".artifacts" / f"serve-{request.node.name}.log"
+    with fhircac_service(env, log_path) as url:
         yield url, token
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/healthz", timeout=1).ok
-    except requests.RequestException:
-        return False
 
 
 @pytest.mark.parametrize("payload", [True, False], ids=["with-payload", "without-payload"])

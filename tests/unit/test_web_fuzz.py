@@ -22,7 +22,7 @@ import socket
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -174,8 +174,17 @@ json_values = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(texts, children, max_size=4),
     max_leaves=16,
 )
+
+
+def fresh(values: Sequence[Any]) -> st.SearchStrategy[Any]:
+    """One of ``values``, as a new object on every draw. ``sampled_from`` hands out the very same
+    list or dict each time; ``mutate`` edits inside what it placed, so a shared one would come to
+    contain itself (RecursionError, "Circular reference detected")."""
+    return st.sampled_from(values).map(copy.deepcopy)
+
+
 # Values of the wrong type that are not falsy (hypothesis favours 0, False and "", which `x or []` hides).
-wrong_types = st.sampled_from([1, 7, -1, 2.5, True, "x", "Patient/p1", {"a": 1}, [1], ["x"], [[]], [{}]])
+wrong_types = fresh([1, 7, -1, 2.5, True, "x", "Patient/p1", {"a": 1}, [1], ["x"], [[]], [{}]])
 
 SYSTEMS = [codes.LOINC, codes.SNOMED, codes.RXNORM, codes.CPT, codes.FHIRCAC, codes.UCUM, "urn:x", ""]
 KNOWN_CODES = sorted(
@@ -364,7 +373,7 @@ prefetch_values = st.one_of(st.none(), resources(), searchset_bundles, searchset
 # Breaking a valid document: a node replaced, dropped or wrapped.
 mutant_values = st.one_of(
     json_values,
-    st.sampled_from([None, "", [], {}, 0, -1, 10**20, 1e308, -1e308, True, "\ud800", "Patient/p1"]),
+    fresh([None, "", [], {}, 0, -1, 10**20, 1e308, -1e308, True, "\ud800", "Patient/p1"]),
     *FIELD_VALUES.values(),
 )
 
@@ -411,6 +420,18 @@ def mutate(draw: Callable[..., Any], document: Any, max_mutations: int = 3) -> A
         else:
             parent[key] = draw(mutant_values, label="value")
     return document
+
+
+@FEW
+@given(data=st.data())
+def test_strategies_hand_out_new_objects_and_mutants_never_contain_themselves(data: st.DataObject) -> None:
+    draws = [data.draw(wrong_types) for _ in range(30)] + [data.draw(mutant_values) for _ in range(30)]
+    shared = [value for value in draws if isinstance(value, list | dict)]
+    assert len({id(value) for value in shared}) == len(shared)
+    document = {"a": [{"b": [1, {}]}], "c": {"d": []}}
+    for _ in range(5):
+        document = mutate(data.draw, document, max_mutations=3)
+        json.dumps(document)  # ValueError "Circular reference detected" if a node held itself
 
 
 # --- valid requests, from the examples --------------------------------------------------------------
@@ -541,7 +562,7 @@ def prefetches(draw: st.DrawFn, keys: list[str]) -> tuple[str, dict[str, Any] | 
         st.sampled_from(["example", "example", "example", "random-all", "random-some", "junk", "none"])
     )
     if how == "example":
-        patient_id, prefetch = draw(st.sampled_from(EXAMPLE_PREFETCHES))
+        patient_id, prefetch = draw(fresh(EXAMPLE_PREFETCHES))
         return patient_id, {key: prefetch[key] for key in keys}
     if how == "none":
         return "p1", None
