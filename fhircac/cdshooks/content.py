@@ -2,7 +2,9 @@
 
 Every statement on a card carries its rule id and its source, as in the written RiskAssessment.
 Score cards are ``info``: a high score is a risk signal to manage, never an emergency (REFERENCE
-§2, §11); order cards that advise against an order are ``warning``. Nothing here is ``critical``.
+§2, §11), except that recorded symptoms make the summary card a ``warning`` led by the symptoms
+(REFERENCE §14.1); order cards that advise against an order are ``warning``. Nothing here is
+``critical``.
 """
 
 from __future__ import annotations
@@ -94,10 +96,12 @@ def summary_card(
     if a.percentile is not None:
         parts.append(f"{_ordinal(a.percentile.value)} percentile")
     risk = _percent(a.risk.mesa_chd_10y_with_cac)
-    if risk:
+    if risk and not a.symptoms_first:
         parts.append(f"10-y CHD risk {risk}")
     rose_on_statin = bool(a.progression and a.progression.on_statin and a.progression.category in _RISES)
     summary = ", ".join(parts)
+    if a.symptoms_first:
+        summary = f"Symptoms recorded: evaluate them first. {summary}"
     if rose_on_statin and len(summary) < 100:
         summary += "; rise on a statin is expected"
     suggestions: tuple[Suggestion, ...] = ()
@@ -107,7 +111,7 @@ def summary_card(
     return Card(
         kind="cac-summary",
         summary=shorten(summary),
-        indicator="info",
+        indicator="warning" if a.symptoms_first else "info",
         source=_source(
             situation, Coding(codes.FHIRCAC, "cac-risk-assessment", "CAC interpretation"), a.policy.id.value
         ),
@@ -124,6 +128,9 @@ def summary_card(
 def _summary_detail(a: Assessment, gathered: Gathered, rose_on_statin: bool) -> str:
     score = a.score
     lines = []
+    first = next((r for r in a.recommendations if r.id == "symptoms-evaluate-first"), None)
+    if first is not None:
+        lines.append(f"**Symptoms first:** {_cited(first)}")
     figures = [
         f"Agatston **{shown_score(score.agatston)}**",
         f"band {md(score.band)}",
@@ -143,17 +150,23 @@ def _summary_detail(a: Assessment, gathered: Gathered, rose_on_statin: bool) -> 
     if a.risk.pce_ascvd_10y is not None:
         risks.append(f"PCE 10-year ASCVD risk {_percent(a.risk.pce_ascvd_10y)} ({md(a.risk.pce_band or '')})")
     if risks:
-        lines.append("**Risk:** " + " · ".join(risks))
+        label = "**Risk (for people without symptoms):** " if a.symptoms_first else "**Risk:** "
+        lines.append(label + " · ".join(risks))
     progression = a.progression
     if progression is not None:
-        lead = "**Rise on a statin: expected, not treatment failure.** " if rose_on_statin else ""
+        lead = (
+            "**Rise on a statin: expected; not by itself a sign that the treatment is failing.** "
+            if rose_on_statin
+            else ""
+        )
         lines.append(
             f"**Since {progression.prior_date.isoformat()} "
             f"(Agatston {shown_score(progression.prior_agatston)}):** "
             f"{lead}{md(progression.interpretation)} _({md(progression.source)})_"
         )
-    if a.recommendations:
-        lines.append("**To consider:**\n" + "\n".join(f"- {_cited(r)}" for r in a.recommendations))
+    rest = [r for r in a.recommendations if r is not first]
+    if rest:
+        lines.append("**To consider:**\n" + "\n".join(f"- {_cited(r)}" for r in rest))
     scan = a.next_scan
     when = []
     if scan.earliest:
@@ -245,6 +258,7 @@ _SCAN_SUMMARIES = {
     "scan-order-too-soon": "Repeat CAC scan before {earliest}: sooner than the earliest sensible date",
     "scan-order-high-score": "Last CAC score {score} (≥400): a repeat scan adds little; reconsider the order",
     "scan-order-known-cad": "Known coronary disease is recorded: a CAC scan adds nothing; reconsider it",
+    "scan-order-symptoms": "Symptoms are recorded: a CAC scan is not the test for them; reconsider it",
 }
 
 
@@ -301,6 +315,8 @@ def aspirin_card(review: AspirinReview, situation: Situation, missing: Mapping[s
     policy = situation.policy.id.value
     if review.considered:
         summary = f"Aspirin for primary prevention: may be considered under {policy}; it is not routine"
+    elif review.patient.id == "aspirin-bleeding-risk-check":
+        summary = "Aspirin for primary prevention: bleeding risk is not recorded; check it first"
     else:
         summary = f"Aspirin for primary prevention: {policy} criteria not met for this patient"
     lines = [

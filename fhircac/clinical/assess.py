@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from dataclasses import replace
+from datetime import date
 
 from fhircac.clinical import citations as c
+from fhircac.clinical import guardrails
 from fhircac.clinical import percentile as mesa_percentile
 from fhircac.clinical.assessment import (
     Assessment,
@@ -18,17 +20,19 @@ from fhircac.clinical.assessment import (
 from fhircac.clinical.bands import HIGH_SCORE, arterial_age, cac_drs, cac_stage, fine_band, primary_band
 from fhircac.clinical.context import Context
 from fhircac.clinical.followup import next_scan
+from fhircac.clinical.guardrails import Outcome
 from fhircac.clinical.lifestyle import lifestyle_plan
-from fhircac.clinical.metabolic import assess_metabolic
+from fhircac.clinical.metabolic import MARKER_MAX_AGE, assess_metabolic
 from fhircac.clinical.narrative import explain
-from fhircac.clinical.policies import DEFAULT_POLICY, Policy, PolicyId
+from fhircac.clinical.policies import DEFAULT_POLICY, POLICIES, Policy
 from fhircac.clinical.progression import compare_scans
-from fhircac.clinical.record import CacScan, DrugClass, PatientRecord
+from fhircac.clinical.record import CacScan, DrugClass, PatientRecord, Race
 from fhircac.clinical.risk import NotComputable, RiskFactors, mesa_chd_risk, pce_ascvd_risk, pce_band
-from fhircac.clinical.therapy import therapy
+from fhircac.clinical.therapy import report_divergence, therapy
 from fhircac.clinical.validate import validate
 
-MARKER_MAX_AGE = timedelta(days=366)  # source 002: re-evaluate the markers annually
+ARTERIAL_AGE_RANGE = (45.0, 84.0)  # McClelland 2009 derived the formula in MESA, ages 45-84
+STATIN_SHARE_FOR_CONTEXT = 0.5  # a statin "covered the interval" when taken at least half of it
 
 
 def assess(record: PatientRecord, policy: Policy = DEFAULT_POLICY, *, as_of: date) -> Assessment:
@@ -48,8 +52,12 @@ def assess(record: PatientRecord, policy: Policy = DEFAULT_POLICY, *, as_of: dat
 
     percentile = _percentile(record, scan, age_at_scan, findings)
     progression = _progression(record, scans)
-    uses_metabolic_state = policy.id is PolicyId.LIFESTYLE_FIRST and not record.known_coronary_disease
-    metabolic = assess_metabolic(record.labs, progression, findings, report_missing=uses_metabolic_state)
+    uses_metabolic_state = (
+        policy.uses_metabolic_state and not record.known_coronary_disease and scan.agatston >= HIGH_SCORE
+    )
+    metabolic = assess_metabolic(
+        record.labs, progression, findings, report_missing=uses_metabolic_state, as_of=as_of
+    )
     risk = _risk(record, scan, age_at_scan, findings)
     score = ScoreResult(
         agatston=scan.agatston,
@@ -59,7 +67,7 @@ def assess(record: PatientRecord, policy: Policy = DEFAULT_POLICY, *, as_of: dat
         cac_drs=cac_drs(scan.agatston, scan.vessel_count),
         vessels_with_calcium=scan.vessel_count,
         stage=cac_stage(scan.agatston, percentile.value if percentile else None),
-        arterial_age=round(arterial_age(scan.agatston), 1) if scan.agatston > 0 else None,
+        arterial_age=_arterial_age(record, scan, findings),
     )
     ctx = Context(
         record=record,
@@ -73,9 +81,22 @@ def assess(record: PatientRecord, policy: Policy = DEFAULT_POLICY, *, as_of: dat
         metabolic=metabolic,
         pce_ascvd_10y=risk.pce_ascvd_10y,
     )
-    follow_up = next_scan(ctx, findings)
-    therapy(ctx, findings, follow_up)
-    _interpretation_cautions(ctx, findings, follow_up)
+    outcome = policy_outcome(ctx, findings)
+    findings.recommendations[:] = outcome.recommendations
+    findings.warnings[:] = outcome.warnings
+    if not record.known_coronary_disease:
+        others = {
+            other: policy_outcome(replace(ctx, policy=other), Findings())
+            for other in POLICIES.values()
+            if other.id is not policy.id
+        }
+        report_divergence(
+            ctx,
+            findings,
+            (outcome.recommendations, outcome.next_scan),
+            {other: (o.recommendations, o.next_scan) for other, o in others.items()},
+        )
+    _interpretation_cautions(ctx, findings, outcome.next_scan)
     return Assessment(
         patient_id=record.patient_id,
         as_of=as_of,
@@ -84,20 +105,65 @@ def assess(record: PatientRecord, policy: Policy = DEFAULT_POLICY, *, as_of: dat
         percentile=percentile,
         risk=risk,
         progression=progression,
-        next_scan=follow_up,
+        next_scan=outcome.next_scan,
         metabolic=metabolic,
         recommendations=tuple(findings.recommendations),
         warnings=tuple(findings.warnings),
-        lifestyle=lifestyle_plan(ctx),
-        explanation=explain(ctx, follow_up, risk.mesa_chd_10y_with_cac, findings.recommendations),
+        lifestyle=outcome.lifestyle,
+        explanation=explain(
+            ctx,
+            outcome.next_scan,
+            risk.mesa_chd_10y_with_cac,
+            (*findings.recommendations, *findings.warnings),
+        ),
         missing=findings.missing_inputs(),
+        symptoms_first=ctx.symptomatic,
     )
+
+
+def policy_outcome(ctx: Context, findings: Findings) -> Outcome:
+    """The policy's rules, then the guardrails every policy passes through (REFERENCE §14)."""
+    follow_up = next_scan(ctx, findings)
+    therapy(ctx, findings, follow_up)
+    draft = Outcome(
+        recommendations=tuple(findings.recommendations),
+        warnings=tuple(findings.warnings),
+        lifestyle=lifestyle_plan(ctx),
+        next_scan=follow_up,
+    )
+    return guardrails.apply(ctx, draft, findings)
+
+
+def _arterial_age(record: PatientRecord, scan: CacScan, findings: Findings) -> float | None:
+    """Only inside the range the formula was derived in, and not with known coronary disease."""
+    if scan.agatston <= 0 or record.known_coronary_disease:
+        return None
+    value = round(arterial_age(scan.agatston), 1)
+    low, high = ARTERIAL_AGE_RANGE
+    if not low <= value <= high:
+        bound = f"above {high:g}" if value > high else f"below {low:g}"
+        findings.warn(
+            "arterial-age-not-shown",
+            f"Arterial age not given: this score maps {bound}, outside the ages 45-84 the formula was "
+            "derived in.",
+            c.cite("REFERENCE §3", "REFERENCE §14", c.ARTERIAL_AGE),
+        )
+        return None
+    return value
 
 
 def _percentile(
     record: PatientRecord, scan: CacScan, age: float | None, findings: Findings
 ) -> PercentileResult | None:
-    """A percentile reported with the scan wins; otherwise our MESA model, labelled estimated."""
+    """A percentile reported with the scan wins; otherwise our MESA model, labelled estimated. Neither
+    with known coronary disease: the MESA reference population was free of it (REFERENCE §14.9)."""
+    if record.known_coronary_disease:
+        findings.warn(
+            "percentile-not-applicable",
+            "Percentile not given: the MESA reference population was free of known coronary disease.",
+            c.cite("REFERENCE §3", "REFERENCE §14", c.MESA_PERCENTILE),
+        )
+        return None
     if scan.reported_percentile is not None:
         return PercentileResult(scan.reported_percentile, estimated=False, reference="reported")
     purpose = "MESA percentile"
@@ -127,7 +193,10 @@ def _progression(record: PatientRecord, scans: tuple[CacScan, ...]) -> Progressi
     if len(scans) < 2:
         return None
     prior, current = scans[-2], scans[-1]
-    on_statin: bool | None = record.took_during(DrugClass.STATIN, prior.date, current.date)
+    # The statin context needs a statin over (most of) the interval: one begun just before the
+    # second scan cannot explain the rise.
+    share = record.share_taking(DrugClass.STATIN, prior.date, current.date)
+    on_statin: bool | None = share >= STATIN_SHARE_FOR_CONTEXT
     if not on_statin and record.use_unknown(DrugClass.STATIN):
         on_statin = None
     return compare_scans(prior, current, on_statin)
@@ -205,7 +274,33 @@ def _risk(record: PatientRecord, scan: CacScan, age: float | None, findings: Fin
         findings.warn(
             "pce-not-computed", f"PCE ASCVD risk not computed: {why}.", c.cite("REFERENCE §4", c.PCE)
         )
+    if pce is not None:
+        _pce_caveats(record, scan, findings)
     return RiskResult(mesa_with, mesa_without, pce, pce_band(pce) if pce is not None else None)
+
+
+def _pce_caveats(record: PatientRecord, scan: CacScan, findings: Findings) -> None:
+    """What the PCE figure cannot say for this patient (2018 guideline)."""
+    source = c.cite("REFERENCE §4", c.PCE, c.CHOLESTEROL_2018)
+    if record.race not in (Race.WHITE, Race.BLACK):
+        overestimate = (
+            "; they may overestimate risk in East Asian and Hispanic adults"
+            if record.race in (Race.CHINESE, Race.HISPANIC)
+            else ""
+        )
+        findings.warn(
+            "pce-white-equations",
+            f"The PCE have equations for White and Black adults only: the White equations were used "
+            f"here{overestimate}.",
+            source,
+        )
+    if record.taking(DrugClass.STATIN, scan.date):
+        findings.warn(
+            "pce-treated-lipids",
+            "A statin is recorded: the PCE estimate untreated risk, but here they use cholesterol values "
+            "measured on treatment.",
+            source,
+        )
 
 
 def _interpretation_cautions(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
@@ -228,10 +323,14 @@ def _interpretation_cautions(ctx: Context, findings: Findings, follow_up: NextSc
             c.cite("REFERENCE §9", c.SOURCE_003, c.SOURCE_004),
         )
     elif ctx.agatston >= HIGH_SCORE:
+        number = (
+            "the score itself is not an emergency, but the symptoms are evaluated first"
+            if ctx.symptomatic
+            else "a high score is a risk signal to manage, not an emergency"
+        )
         findings.recommend(
             "explain-result",
-            "Explain the result in a conversation: a high score is a risk signal to manage, not an "
-            "emergency, and it does not mean the arteries are blocked.",
+            f"Explain the result in a conversation: {number}, and it does not mean the arteries are blocked.",
             c.cite("REFERENCE §2", "REFERENCE §11", c.SOURCE_002, c.SOURCE_004),
         )
     labs = ctx.record.labs

@@ -9,13 +9,31 @@ from enum import StrEnum
 from fhircac.clinical.policies import Policy
 
 
+class Claim(StrEnum):
+    """What a statement asserts, in terms the guardrails (``guardrails.py``) check whatever the policy.
+
+    A rule tags its statement with the claims it makes, so the guardrail layer can hold every policy,
+    present or future, to REFERENCE §14 without knowing its rule ids.
+    """
+
+    STATIN_INDICATED = "statin-indicated"  # a guideline indication (Class I) whatever the score
+    STATIN_REASONABLE = "statin-reasonable"  # starting (or continuing) a statin is reasonable
+    NO_NEW_MEDICATION = "no-new-medication"  # "no new medication", "withhold a statin"
+    ASPIRIN_CONSIDERED = "aspirin-considered"  # primary-prevention aspirin "may be considered"
+    EXERCISE = "exercise"  # an exercise prescription (any intensity)
+    VIGOROUS_EXERCISE = "vigorous-exercise"  # vigorous, strength or VO2max training
+    CARBOHYDRATE_RESTRICTION = "carbohydrate-restriction"  # a very-low-carbohydrate diet
+
+
 @dataclass(frozen=True)
 class Statement:
-    """A recommendation or warning: a stable id (for cards, feedback, tests), its text and source."""
+    """A recommendation or warning: a stable id (for cards, feedback, tests), its text and source,
+    and the claims it makes (for the guardrails)."""
 
     id: str
     text: str
     source: str
+    claims: frozenset[Claim] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -35,11 +53,11 @@ class Findings:
     warnings: list[Statement] = field(default_factory=list)
     missing: dict[str, list[str]] = field(default_factory=dict)
 
-    def recommend(self, id: str, text: str, source: str) -> None:
-        self.recommendations.append(Statement(id, text, source))
+    def recommend(self, id: str, text: str, source: str, *claims: Claim) -> None:
+        self.recommendations.append(Statement(id, text, source, frozenset(claims)))
 
-    def warn(self, id: str, text: str, source: str) -> None:
-        self.warnings.append(Statement(id, text, source))
+    def warn(self, id: str, text: str, source: str, *claims: Claim) -> None:
+        self.warnings.append(Statement(id, text, source, frozenset(claims)))
 
     def need(self, field_name: str, purpose: str) -> None:
         purposes = self.missing.setdefault(field_name, [])
@@ -146,11 +164,13 @@ class PatientExplanation:
     to_discuss: tuple[str, ...]
     questions: tuple[str, ...]
     source: str
+    # With symptoms: what to do about them, read before anything else (REFERENCE §14.1).
+    safety: tuple[str, ...] = ()
 
     @property
     def paragraphs(self) -> tuple[str, ...]:
         """The explanation as one text (CarePlan note, summary JSON), in reading order."""
-        return self.measures + self.meaning + self.plan
+        return self.safety + self.measures + self.meaning + self.plan
 
 
 @dataclass(frozen=True)
@@ -169,3 +189,9 @@ class Assessment:
     lifestyle: tuple[Statement, ...]
     explanation: PatientExplanation
     missing: tuple[MissingInput, ...]
+    # Symptoms are recorded: the result is not a screening result (REFERENCE §14.1); cards warn.
+    symptoms_first: bool = False
+
+    def claims(self) -> frozenset[Claim]:
+        """Every claim the recommendations make (what the order hooks and the CarePlan read)."""
+        return frozenset(claim for r in self.recommendations for claim in r.claims)

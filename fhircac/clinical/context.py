@@ -10,6 +10,7 @@ from fhircac.clinical.policies import Policy
 from fhircac.clinical.record import CacScan, DrugClass, PatientRecord
 
 HIGH_PERCENTILE = 75.0  # ≥75th percentile counts like CAC ≥100 for statins (REFERENCE §7)
+DIABETES_HBA1C_PERCENT = 6.5  # ADA diagnostic threshold (48 mmol/mol), REFERENCE §14.5
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,26 @@ class Context:
     def high_percentile(self) -> bool:
         return self.percentile is not None and self.percentile.value >= HIGH_PERCENTILE
 
+    @property
+    def symptomatic(self) -> bool:
+        return bool(self.record.symptoms)
+
+    @property
+    def possible_diabetes(self) -> bool:
+        """HbA1c ≥6.5 % with no diabetes recorded: diabetes is possible, so not "no" (REFERENCE §14.5)."""
+        hba1c = self.record.labs.hba1c
+        return not self.record.diabetes and hba1c is not None and hba1c.value >= DIABETES_HBA1C_PERCENT
+
+    @property
+    def diabetes_possible_or_known(self) -> bool:
+        return bool(self.record.diabetes) or self.possible_diabetes
+
     def higher_risk_conditions(self) -> list[str]:
         """The conditions under which CAC 0 does not license withholding a statin (REFERENCE §7)."""
         record = self.record
         named = {
             "diabetes": record.diabetes,
+            "possible diabetes (HbA1c ≥6.5%)": self.possible_diabetes,
             "current smoking": record.current_smoker,
             "family history of premature coronary disease": record.family_history_premature_chd,
         }

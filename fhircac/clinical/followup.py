@@ -13,6 +13,8 @@ from fhircac.clinical.record import DrugClass, add_years
 
 MINIMUM_INTERVAL_YEARS = 3  # source 000: not sooner than 3-5 years
 CAC_ZERO_LOW_RISK_YEARS = 5
+CAC_GUIDED_MIN_AGE = 40  # the guideline CAC statements concern adults 40-75
+INTERMEDIATE_PCE = 0.075  # 2018 guideline: intermediate risk from 7.5 %
 
 SOURCE = c.cite("REFERENCE §6", c.SOURCE_000)
 
@@ -53,24 +55,7 @@ def next_scan(ctx: Context, findings: Findings) -> NextScan:
     lifestyle_first = ctx.policy.id is PolicyId.LIFESTYLE_FIRST
 
     if score <= 0:
-        if ctx.record.diabetes is None:
-            findings.need("diabetes", "repeat-scan interval after CAC 0")
-        if ctx.record.diabetes or several_risk_factors(ctx):
-            return NextScan(
-                earliest,
-                earliest,
-                "CAC 0 with diabetes or several risk factors: repeat at 3 years, where repeat scanning "
-                "is most useful (conversion to a positive score).",
-                c.cite(SOURCE, c.WARRANTY),
-            )
-        five_years = add_years(scan_date, CAC_ZERO_LOW_RISK_YEARS)
-        rationale = (
-            "CAC 0 with few risk factors: repeat in 5 years."
-            if lifestyle_first
-            else "CAC 0 with few risk factors: reassess in 5-10 years."
-        )
-        source = c.cite(SOURCE, c.SOURCE_002 if lifestyle_first else c.CHOLESTEROL_2018)
-        return NextScan(five_years, five_years, rationale, source)
+        return _cac_zero(ctx, findings, earliest)
 
     if lifestyle_first:
         return _lifestyle_first(ctx, earliest)
@@ -116,9 +101,62 @@ def _lifestyle_first(ctx: Context, earliest: date) -> NextScan:
     return NextScan(
         earliest,
         None,
-        "A repeat at 3-5 years applies once the metabolic markers are calm; first re-evaluate the "
-        "markers (they are "
-        + ("off target" if ctx.metabolic.state is MetabolicState.ACTIVE else "not available")
-        + ").",
+        "No repeat scan is planned for now: under this policy a repeat at 3-5 years is for a "
+        "metabolically calm patient, and the markers are "
+        + (
+            "off target"
+            if ctx.metabolic.state is MetabolicState.ACTIVE
+            else "not known to be calm (that needs hs-CRP and ApoB measured within a year)"
+        )
+        + "; re-evaluate the blood markers first.",
         source,
     )
+
+
+def _cac_zero(ctx: Context, findings: Findings, earliest: date) -> NextScan:
+    """CAC 0: 3 years with diabetes (or possible diabetes) or several risk factors, 3-5 years with a
+    strong family history or intermediate risk, otherwise 5 years; none under 40 with few risk factors."""
+    record = ctx.record
+    scan_date = ctx.scan.date
+    lifestyle_first = ctx.policy.id is PolicyId.LIFESTYLE_FIRST
+    if record.diabetes is None:
+        findings.need("diabetes", "repeat-scan interval after CAC 0")
+    if ctx.diabetes_possible_or_known or several_risk_factors(ctx):
+        which = "possible diabetes (HbA1c ≥6.5%)" if ctx.possible_diabetes else "diabetes"
+        return NextScan(
+            earliest,
+            earliest,
+            f"CAC 0 with {which} or several risk factors: repeat at 3 years, where repeat scanning may be "
+            "most useful (conversion to a positive score comes sooner).",
+            c.cite(SOURCE, c.WARRANTY),
+        )
+    pce = ctx.pce_ascvd_10y
+    if record.family_history_premature_chd or (pce is not None and pce >= INTERMEDIATE_PCE):
+        reason = (
+            "a family history of premature coronary disease"
+            if record.family_history_premature_chd
+            else "intermediate estimated risk"
+        )
+        return NextScan(
+            earliest,
+            earliest,
+            f"CAC 0 with {reason}: repeat in 3-5 years (suggested at 3, the sooner end).",
+            c.cite(SOURCE, c.WARRANTY, c.NLA_2021),
+        )
+    age = ctx.age_now
+    if age is not None and age < CAC_GUIDED_MIN_AGE:
+        return NextScan(
+            earliest,
+            None,
+            "CAC 0 under 40 with few risk factors: no routine repeat scan; reassess risk from age 40, or "
+            "sooner if risk factors change.",
+            c.cite(SOURCE, c.NLA_2021),
+        )
+    five_years = add_years(scan_date, CAC_ZERO_LOW_RISK_YEARS)
+    rationale = (
+        "CAC 0 with few risk factors: repeat in 5 years."
+        if lifestyle_first
+        else "CAC 0 with few risk factors: reassess in 5-10 years."
+    )
+    source = c.cite(SOURCE, c.SOURCE_002 if lifestyle_first else c.CHOLESTEROL_2018)
+    return NextScan(five_years, five_years, rationale, source)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fhircac.clinical import citations as c
-from fhircac.clinical.assessment import Statement
+from fhircac.clinical.assessment import Claim, Statement
 from fhircac.clinical.context import Context
 from fhircac.clinical.policies import PolicyId
 
@@ -19,6 +19,7 @@ def lifestyle_plan(ctx: Context) -> tuple[Statement, ...]:
                 "diet-carbohydrate-restricted",
                 "Diet: carbohydrate-restricted (under 50 g a day), rich in protein and omega-3.",
                 c.cite(SECTION, c.SOURCE_002),
+                frozenset({Claim.CARBOHYDRATE_RESTRICTION}),
             )
         )
         plan.append(
@@ -26,6 +27,7 @@ def lifestyle_plan(ctx: Context) -> tuple[Statement, ...]:
                 "exercise-strength-vo2max",
                 "Exercise: muscle activation 4-5 times a week, strength and VO2max training.",
                 c.cite(SECTION, c.SOURCE_002),
+                frozenset({Claim.EXERCISE, Claim.VIGOROUS_EXERCISE}),
             )
         )
     else:
@@ -42,6 +44,7 @@ def lifestyle_plan(ctx: Context) -> tuple[Statement, ...]:
                 "exercise-aerobic-150",
                 "Exercise: at least 150 minutes a week of moderate aerobic activity such as brisk walking.",
                 c.cite(SECTION, c.SOURCE_001),
+                frozenset({Claim.EXERCISE}),
             )
         )
     smoker = ctx.record.current_smoker

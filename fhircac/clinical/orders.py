@@ -1,8 +1,9 @@
 """What to say about an order a clinician is about to place: a repeat CAC scan or aspirin.
 
 The order hooks show these statements as cards. They reuse the assessment's own conclusions
-(next scan, known coronary disease, aspirin statements) so a card never says something the
-assessment would not; they only add the order's point of view (REFERENCE §6, §7, §9).
+(next scan, known coronary disease, the guarded aspirin statements and their claims) so a card
+never says something the assessment would not, and the guardrails of REFERENCE §14 hold here as in
+the patient-view and the CarePlan; they only add the order's point of view (REFERENCE §6, §7, §9).
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ from dataclasses import dataclass
 from datetime import date
 
 from fhircac.clinical import citations as c
-from fhircac.clinical.assessment import Assessment, MetabolicState, Statement
+from fhircac.clinical.assessment import Assessment, Claim, MetabolicState, Statement
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
 from fhircac.clinical.followup import MINIMUM_INTERVAL_YEARS
+from fhircac.clinical.guardrails import SYMPTOMS_SOURCE
 from fhircac.clinical.policies import Policy, PolicyId
 from fhircac.clinical.record import add_years
 
 KNOWN_CAD_SOURCE = c.cite("REFERENCE §9", c.SOURCE_003, c.SOURCE_004, c.NLA_2021)
-_ASPIRIN_CONSIDERED = frozenset({"aspirin-may-be-considered", "lf-aspirin-consider"})
 _ASPIRIN_STATEMENTS = ("aspirin-", "lf-aspirin-")
+ASPIRIN_FLOOR = (
+    " Under every policy: never above 70, with raised or unknown bleeding risk, or while symptoms are "
+    "evaluated (2019 guideline safety floor)."
+)
 
 
 def review_scan_order(
@@ -42,6 +47,16 @@ def review_scan_order(
         )
     if assessment is None:
         return reasons
+    if assessment.symptoms_first:
+        reasons.append(
+            Statement(
+                "scan-order-symptoms",
+                "Symptoms (chest pain or breathlessness on exertion) are recorded: a calcium score does not "
+                "show whether an artery is narrowed, so it is not the test for them; stress testing or CT "
+                "coronary angiography may be appropriate.",
+                SYMPTOMS_SOURCE,
+            )
+        )
     last = assessment.score
     earliest = assessment.next_scan.earliest
     if earliest is not None and ordered_for < earliest:
@@ -60,7 +75,9 @@ def review_scan_order(
                 scan.source,  # the repeat-scan rule that set the date (REFERENCE §6)
             )
         )
-    if last.agatston >= VERY_HIGH_SCORE and not known_coronary_disease:
+    # REFERENCE §14.7: never warn against a repeat the same policy's plan proposed.
+    planned = assessment.next_scan.suggested is not None and earliest is not None and ordered_for >= earliest
+    if last.agatston >= VERY_HIGH_SCORE and not known_coronary_disease and not planned:
         reasons.append(_high_score_reason(assessment))
     return reasons
 
@@ -104,19 +121,23 @@ def aspirin_requirement(policy: Policy) -> Statement:
             "aspirin-policy-lifestyle-first",
             "Under lifestyle-first, low-dose aspirin (at most 100 mg/day) for primary prevention only with "
             "CAC ≥400 and active metabolic unrest (raised CRP or ApoB, or progression) and low bleeding "
-            "risk.",
-            c.cite("REFERENCE §7", c.SOURCE_002),
+            "risk." + ASPIRIN_FLOOR,
+            c.cite("REFERENCE §7", "REFERENCE §14", c.SOURCE_002, c.PREVENTION_2019),
         )
     return Statement(
         "aspirin-policy-acc-aha-2018",
         "Under acc-aha-2018, low-dose aspirin for primary prevention may be considered at age 40-70 with "
-        "CAC ≥100 and no raised bleeding risk; it is not routine and not advised above 70.",
-        c.cite("REFERENCE §7", c.PREVENTION_2019),
+        "CAC ≥100 (a service threshold; the 2019 guideline names none) and no raised bleeding risk; it is "
+        "not routine." + ASPIRIN_FLOOR,
+        c.cite("REFERENCE §7", "REFERENCE §14", c.PREVENTION_2019, c.CAC_DRS, c.USPSTF_2022),
     )
 
 
 def review_aspirin_order(assessment: Assessment | None, policy: Policy) -> AspirinReview:
-    """For a patient without known coronary disease (aspirin there is secondary prevention)."""
+    """For a patient without known coronary disease (aspirin there is secondary prevention).
+
+    ``considered`` comes only from the guarded assessment's claims, so the order card can never
+    consider aspirin where the patient-view and the CarePlan would not (REFERENCE §14.3)."""
     requirement = aspirin_requirement(policy)
     if assessment is None:
         return AspirinReview(
@@ -130,7 +151,7 @@ def review_aspirin_order(assessment: Assessment | None, policy: Policy) -> Aspir
         )
     said = [r for r in assessment.recommendations if r.id.startswith(_ASPIRIN_STATEMENTS)]
     if said:
-        return AspirinReview(requirement, said[0], considered=said[0].id in _ASPIRIN_CONSIDERED)
+        return AspirinReview(requirement, said[0], considered=Claim.ASPIRIN_CONSIDERED in said[0].claims)
     threshold = VERY_HIGH_SCORE if policy.id is PolicyId.LIFESTYLE_FIRST else HIGH_SCORE
     score = f"{assessment.score.agatston:g}"
     if assessment.score.agatston < threshold:

@@ -4,6 +4,8 @@ Every output records the policy id and version it was made under (REFERENCE §1)
 by both policies (score interpretation, the statin context of progression, known coronary
 disease, work-up, communication) live in their topic modules unconditionally; rules that differ
 (therapy, aspirin, repeat-scan timing, lifestyle plan) branch on ``Policy.id`` in those modules.
+Whatever a policy's rules say then passes through the guardrails (``guardrails.py``, REFERENCE
+§14), which no policy can opt out of; a policy added to ``POLICIES`` is held to them unchanged.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Policy:
     version: str
     title: str
     basis: str
+    # The policy's advice depends on source 002's metabolic state, so absent markers are "missing".
+    uses_metabolic_state: bool = False
 
 
 ACC_AHA_2018 = Policy(
@@ -42,6 +46,7 @@ LIFESTYLE_FIRST = Policy(
     version="1.0.0",
     title="Lifestyle-first (score band × metabolic state)",
     basis="source 002: score band × metabolic state advice, its aspirin criteria and its annual targets",
+    uses_metabolic_state=True,
 )
 
 POLICIES: dict[str, Policy] = {p.id.value: p for p in (ACC_AHA_2018, LIFESTYLE_FIRST)}

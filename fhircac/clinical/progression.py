@@ -17,6 +17,7 @@ SQRT_PROGRESSION_THRESHOLD = 2.5  # Hokanson: √CAC₂ − √CAC₁ ≥ 2.5
 REPEATABILITY_FACTOR = 4.93  # Sevrukov: change within ±4.93·√baseline is within repeatability
 RAPID_PERCENT_PER_YEAR = 15.0  # source 000, Raggi 2004
 SHORT_INTERVAL_YEARS = 3  # source 000: variability can dominate below 3 years
+INCIDENT_SIGNIFICANT_SCORE = 11.6  # Sevrukov, AJR 2005: after 0, a follow-up above 11.6 is significant
 
 STATIN_RISE_TEXT = (
     "A statin was taken during this interval. Statins typically make the calcium score rise as "
@@ -32,12 +33,30 @@ SHORT_INTERVAL_TEXT = (
     "The scans are less than 3 years apart, so measurement variability can account for much of "
     "the difference."
 )
+SHORT_INTERVAL_RISE_TEXT = (
+    "But the scans are less than 3 years apart, where measurement variability can account for much "
+    "of the difference: treat the rise as provisional, and do not let it drive therapy on its own."
+)
+RAPID_ON_STATIN_TEXT = (
+    "A rise above 15% a year has been linked with a higher risk of heart attack even in people "
+    "taking a statin: review adherence, LDL-C or ApoB against goal, and the other risk factors. "
+    "This is not a reason to stop the statin."
+)
+RAPID_TEXT = (
+    "A rise above 15% a year is faster than usual, and studies link that pace with a higher risk "
+    "of heart attack: a reason to review the risk factors and whether treatment is needed, not a "
+    "cause for alarm."
+)
+POSSIBLE_INCIDENT_TEXT = (
+    "A small amount of calcium may have appeared since a score of 0; at this size (11.6 or less) "
+    "it can be measurement noise."
+)
 
 _CATEGORY_TEXT = {
     ProgressionCategory.STILL_ZERO: "The score is still 0.",
     ProgressionCategory.INCIDENT: (
-        "Calcium has appeared since a score of 0 (about 7% of people with a score of 0 convert each "
-        "year, on average after about 4 years)."
+        "Calcium has appeared since a score of 0, above what measurement variability explains (about "
+        "7% of people with a score of 0 convert each year, on average after about 4 years)."
     ),
     ProgressionCategory.PROGRESSION: (
         "The score rose by more than interscan variability (square-root method)."
@@ -96,23 +115,32 @@ def compare_scans(prior: CacScan, current: CacScan, on_statin: bool | None) -> P
         and percent > RAPID_PERCENT_PER_YEAR
     )
     rose = current.agatston > prior.agatston
-    sentences = [_CATEGORY_TEXT[category]]
+    significant = (
+        current.agatston > INCIDENT_SIGNIFICANT_SCORE
+        if prior.agatston <= 0
+        else sqrt_delta >= SQRT_PROGRESSION_THRESHOLD
+    )
+    incident_small = category is ProgressionCategory.INCIDENT and not significant
+    sentences = [POSSIBLE_INCIDENT_TEXT if incident_small else _CATEGORY_TEXT[category]]
     if percent is not None and rose:
         sentences.append(f"That is {percent:.1f}% a year.")
     sources = [c.SOURCE_000, c.SQUARE_ROOT_METHOD, c.REPEATABILITY]
     if rose and on_statin:
         sentences.append(STATIN_RISE_TEXT)
         sources += [c.SOURCE_001, c.SOURCE_004]
+        if rapid:
+            sentences.append(RAPID_ON_STATIN_TEXT)
+            sources.append(c.RAPID_PROGRESSION)
     elif rose and on_statin is None:
         sentences.append(STATIN_UNKNOWN_RISE_TEXT)
     elif rapid:
-        sentences.append(
-            "A rise above 15% a year is linked with higher long-term risk; without treatment calcium "
-            "typically grows 10-20% a year."
-        )
+        sentences.append(RAPID_TEXT)
         sources.append(c.RAPID_PROGRESSION)
     if current.date < add_years(prior.date, SHORT_INTERVAL_YEARS):
-        sentences.append(SHORT_INTERVAL_TEXT)
+        real_rise = category is ProgressionCategory.PROGRESSION or (
+            category is ProgressionCategory.INCIDENT and significant
+        )
+        sentences.append(SHORT_INTERVAL_RISE_TEXT if real_rise else SHORT_INTERVAL_TEXT)
     sentences.append(LATEST_SCORE_TEXT)
     return Progression(
         prior_agatston=prior.agatston,
@@ -121,7 +149,7 @@ def compare_scans(prior: CacScan, current: CacScan, on_statin: bool | None) -> P
         annualized_change=(current.agatston - prior.agatston) / years,
         annualized_percent=percent,
         sqrt_delta=sqrt_delta,
-        significant=sqrt_delta >= SQRT_PROGRESSION_THRESHOLD,
+        significant=significant,
         category=category,
         rapid=rapid,
         on_statin=on_statin,

@@ -184,6 +184,19 @@ class PatientRecord:
     def took_during(self, drug_class: DrugClass, first: date, last: date) -> bool:
         return any(m.drug_class is drug_class and m.overlaps(first, last) for m in self.medications)
 
+    def share_taking(self, drug_class: DrugClass, first: date, last: date) -> float:
+        """The fraction of the days from ``first`` to ``last`` covered by ``drug_class`` (0-1)."""
+        days = (last - first).days
+        if days <= 0:
+            return 1.0 if self.taking(drug_class, first) else 0.0
+        covered: set[int] = set()
+        for m in self.medications:
+            if m.drug_class is drug_class and m.overlaps(first, last):
+                start = max(m.start or first, first)
+                end = min(m.end or last, last)
+                covered.update(range((start - first).days, (end - first).days))
+        return min(len(covered) / days, 1.0)
+
     @property
     def known_coronary_disease(self) -> bool:
         return bool(self.coronary_history)

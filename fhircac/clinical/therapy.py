@@ -3,22 +3,23 @@
 
 Wording follows the strength of the source: the guideline says "reasonable" or "may be
 considered", so the output does too. Nothing here is an order. Repeat-scan timing is quoted
-from the one follow-up result, so an output never gives two intervals.
+from the one follow-up result, so an output never gives two intervals. Each statement is tagged
+with the claims it makes (``Claim``); the guardrails (``guardrails.py``) then hold every policy to
+REFERENCE §14, and disagreement between policies is read from their guarded statements.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterable
 from enum import StrEnum
 
 from fhircac.clinical import citations as c
-from fhircac.clinical.assessment import Findings, MetabolicState, NextScan
+from fhircac.clinical.assessment import Claim, Findings, MetabolicState, NextScan, Statement
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
 from fhircac.clinical.context import HIGH_PERCENTILE, Context
-from fhircac.clinical.followup import next_scan
-from fhircac.clinical.metabolic import UNREST_MARKERS
+from fhircac.clinical.metabolic import CALM_NEEDS, UNREST_MARKERS, marker_names
 from fhircac.clinical.percentile import WORST_ABSOLUTE_ERROR
-from fhircac.clinical.policies import ACC_AHA_2018, LIFESTYLE_FIRST, Policy, PolicyId
+from fhircac.clinical.policies import Policy, PolicyId
 from fhircac.clinical.record import DrugClass
 from fhircac.clinical.units import NMOL_L
 
@@ -29,21 +30,22 @@ ASPIRIN_AGES = (40, 70)
 SEVERE_LDL_MG_DL = 190.0
 HIGH_PCE = 0.20
 LOW_PCE = 0.05
+STATIN_DECISION_AGE = 55  # CAC 1-99: the guideline favours a statin from 55
+CAC_DRS_A3 = 300.0  # CAC-DRS A3 (≥300): high-intensity statin
 
 
 class StatinStance(StrEnum):
-    """What a policy says about starting a statin; used to detect and report disagreement."""
+    """What a policy's (guarded) statements say about a statin; used to report disagreement."""
 
+    INDICATED = "indicated"
     FAVOURED = "favoured"
     INDIVIDUAL = "individual"
     NOT_ADVISED = "not-advised"
-    NOT_APPLICABLE = "not-applicable"
 
 
 def therapy(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
     if ctx.record.known_coronary_disease:
         _known_coronary_disease(findings)
-        _symptoms(ctx, findings)
         return
     if ctx.record.use_unknown(DrugClass.STATIN):
         findings.need(
@@ -51,12 +53,10 @@ def therapy(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
         )
     _appropriateness(ctx, findings)
     if ctx.policy.id is PolicyId.LIFESTYLE_FIRST:
-        _lifestyle_first(ctx, findings)
+        _lifestyle_first(ctx, findings, follow_up)
     else:
         _acc_aha(ctx, findings, follow_up)
     _lpa_once(ctx, findings)
-    _symptoms(ctx, findings)
-    _report_divergence(ctx, findings, follow_up)
 
 
 def _known_coronary_disease(findings: Findings) -> None:
@@ -72,6 +72,7 @@ def _known_coronary_disease(findings: Findings) -> None:
         "Manage as established coronary disease (secondary prevention); the calcium score does not "
         "guide this therapy.",
         source,
+        Claim.STATIN_INDICATED,
     )
 
 
@@ -103,6 +104,7 @@ def _appropriateness(ctx: Context, findings: Findings) -> None:
             f"LDL cholesterol {ldl.value:.0f} mg/dL (≥190): the guideline recommends a high-intensity statin "
             "without risk estimation; the calcium score does not change that.",
             ACC,
+            Claim.STATIN_INDICATED,
         )
     pce = ctx.pce_ascvd_10y
     if pce is not None and pce >= HIGH_PCE:
@@ -111,6 +113,7 @@ def _appropriateness(ctx: Context, findings: Findings) -> None:
             f"Estimated 10-year ASCVD risk is {pce:.0%} (high, PCE): statin therapy is indicated from "
             "the risk estimate; a calcium score is not needed for that decision.",
             c.cite("REFERENCE §4", c.CHOLESTEROL_2018, c.PCE),
+            Claim.STATIN_INDICATED,
         )
     elif pce is not None and pce < LOW_PCE:
         findings.warn(
@@ -121,46 +124,25 @@ def _appropriateness(ctx: Context, findings: Findings) -> None:
         )
 
 
-# --- statin stance per policy (also used to report disagreement) ----------------------------------
+# --- what the statements say, for disagreement between policies -----------------------------------
 
 
-def statin_stance(policy: Policy, ctx: Context) -> StatinStance:
-    if ctx.record.known_coronary_disease:
-        return StatinStance.NOT_APPLICABLE
-    if policy.id is PolicyId.LIFESTYLE_FIRST:
-        return _lifestyle_first_stance(ctx)
-    age = ctx.age_now
-    diabetes_40_75 = bool(ctx.record.diabetes) and age is not None and 40 <= age <= 75
-    if ctx.agatston >= HIGH_SCORE or ctx.high_percentile or diabetes_40_75 or _indication_without_cac(ctx):
+def statin_stance(statements: Iterable[Statement]) -> StatinStance:
+    claims = {claim for statement in statements for claim in statement.claims}
+    if Claim.STATIN_INDICATED in claims:
+        return StatinStance.INDICATED
+    if Claim.STATIN_REASONABLE in claims:
         return StatinStance.FAVOURED
-    if ctx.agatston > 0:
-        return StatinStance.FAVOURED if age is not None and age >= 55 else StatinStance.INDIVIDUAL
-    return StatinStance.INDIVIDUAL if ctx.higher_risk_conditions() else StatinStance.NOT_ADVISED
-
-
-def _lifestyle_first_stance(ctx: Context) -> StatinStance:
-    score = ctx.agatston
-    if score < HIGH_SCORE:
+    if Claim.NO_NEW_MEDICATION in claims:
         return StatinStance.NOT_ADVISED
-    if score < VERY_HIGH_SCORE:
-        raised, _ = _apob_crp_status(ctx)
-        stances = {
-            True: StatinStance.FAVOURED,
-            False: StatinStance.NOT_ADVISED,
-            None: StatinStance.INDIVIDUAL,
-        }
-        return stances[raised]
-    if ctx.metabolic.off_target(*UNREST_MARKERS):
-        return StatinStance.FAVOURED
-    _, unmeasured = _apob_crp_status(ctx)
-    return StatinStance.INDIVIDUAL if unmeasured else StatinStance.NOT_ADVISED
+    return StatinStance.INDIVIDUAL
 
 
 def _apob_crp_status(ctx: Context) -> tuple[bool | None, list[str]]:
     """(raised, unmeasured): raised is True if ApoB or CRP is off source 002's target, None if that
     cannot be excluded because one was not measured, False if both are on target."""
-    measured = {m.marker: m for m in ctx.metabolic.markers if m.marker in ("apob", "hs_crp")}
-    unmeasured = [name for name in ("apob", "hs_crp") if name not in measured]
+    measured = {m.marker: m for m in ctx.metabolic.markers if m.marker in CALM_NEEDS}
+    unmeasured = [name for name in CALM_NEEDS if name not in measured]
     if any(not m.on_target for m in measured.values()):
         return True, unmeasured
     return (None if unmeasured else False), unmeasured
@@ -169,26 +151,48 @@ def _apob_crp_status(ctx: Context) -> tuple[bool | None, list[str]]:
 # --- acc-aha-2018 -----------------------------------------------------------------------------------
 
 
-def _already(ctx: Context) -> str:
-    return " A statin is already recorded." if ctx.on_statin else ""
+def _statin_reasonable(ctx: Context, reason: str, intensity: str = "") -> str:
+    """Worded from what is recorded: "start" without a statin, "continue" on one (never "start… a
+    statin is already recorded")."""
+    if ctx.on_statin:
+        return (
+            f"{reason}: statin therapy is reasonable{intensity}; a statin is already recorded, so continue "
+            "it and review its dose and intensity."
+        )
+    return f"{reason}: it is reasonable to start a statin{intensity}."
+
+
+def _intensity(score: float) -> str:
+    if score >= CAC_DRS_A3:
+        return " (CAC-DRS A3: high intensity)"
+    return " (CAC-DRS A2: moderate to high intensity)"
+
+
+def _on_statin_note(ctx: Context) -> str:
+    return " A statin is already recorded: continue it." if ctx.on_statin else ""
 
 
 def _acc_aha(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
     record = ctx.record
     score = ctx.agatston
     age = ctx.age_now
-    if record.diabetes and age is not None and 40 <= age <= 75:
+    diabetes_indication = bool(record.diabetes) and age is not None and 40 <= age <= 75
+    if diabetes_indication:
         findings.recommend(
             "statin-diabetes",
-            "Diabetes at age 40-75: the guideline recommends at least a moderate-intensity statin, "
-            "whatever the calcium score." + _already(ctx),
+            "Diabetes at age 40-75: the guideline recommends at least a moderate-intensity statin "
+            "(Class I), whatever the calcium score." + _on_statin_note(ctx),
             ACC,
+            Claim.STATIN_INDICATED,
         )
     if score <= 0:
-        _acc_aha_cac_zero(ctx, findings, follow_up)
+        _acc_aha_cac_zero(ctx, findings, follow_up, diabetes_indication)
     elif score >= HIGH_SCORE:
         findings.recommend(
-            "statin-cac-100", "CAC ≥100: it is reasonable to start a statin." + _already(ctx), ACC
+            "statin-cac-100",
+            _statin_reasonable(ctx, "CAC ≥100", _intensity(score)),
+            c.cite(ACC, c.CAC_DRS),
+            Claim.STATIN_REASONABLE,
         )
     else:
         _acc_aha_cac_1_99(ctx, findings)
@@ -201,6 +205,7 @@ def _acc_aha_cac_1_99(ctx: Context, findings: Findings) -> None:
     percentile = ctx.percentile
     if (
         percentile is not None
+        and (age is None or age < STATIN_DECISION_AGE)  # from 55 the statement is the same either side
         and percentile.estimated
         # within the model's worst error, the official calculator may fall on the other side of 75
         and HIGH_PERCENTILE - WORST_ABSOLUTE_ERROR
@@ -217,15 +222,16 @@ def _acc_aha_cac_1_99(ctx: Context, findings: Findings) -> None:
     if ctx.high_percentile:
         findings.recommend(
             "statin-cac-75th-percentile",
-            "CAC at or above the 75th percentile for age, sex and race: it is reasonable to start a statin."
-            + _already(ctx),
+            _statin_reasonable(ctx, "CAC at or above the 75th percentile for age, sex and race"),
             c.cite(ACC, c.MESA_PERCENTILE),
+            Claim.STATIN_REASONABLE,
         )
-    elif age is not None and age >= 55:
+    elif age is not None and age >= STATIN_DECISION_AGE:
         findings.recommend(
             "statin-cac-1-99",
-            "CAC 1-99 at age 55 or over: it is reasonable to start a statin." + _already(ctx),
+            _statin_reasonable(ctx, "CAC 1-99 at age 55 or over"),
             ACC,
+            Claim.STATIN_REASONABLE,
         )
     else:
         if age is None:
@@ -235,12 +241,14 @@ def _acc_aha_cac_1_99(ctx: Context, findings: Findings) -> None:
         findings.recommend(
             "statin-cac-1-99-under-55",
             "CAC 1-99 under age 55: the guideline favours a statin mainly from age 55; decide from the "
-            "overall risk and risk enhancers." + _already(ctx),
+            "overall risk and risk enhancers." + _on_statin_note(ctx),
             ACC,
         )
 
 
-def _acc_aha_cac_zero(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
+def _acc_aha_cac_zero(
+    ctx: Context, findings: Findings, follow_up: NextScan, diabetes_indication: bool
+) -> None:
     record = ctx.record
     for name, value in (
         ("diabetes", record.diabetes),
@@ -254,9 +262,13 @@ def _acc_aha_cac_zero(ctx: Context, findings: Findings, follow_up: NextScan) -> 
     if indication:
         findings.recommend(
             "statin-cac-0-indicated",
-            f"CAC 0 does not remove the statin indication that comes from {indication}.",
+            f"CAC 0 does not remove the statin indication (Class I) that comes from {indication}."
+            + _on_statin_note(ctx),
             ACC,
+            Claim.STATIN_INDICATED,
         )
+    elif diabetes_indication:
+        pass  # statin-diabetes already states the Class I indication; no second, weaker statement
     elif exceptions:
         findings.recommend(
             "statin-cac-0-exceptions",
@@ -279,54 +291,44 @@ def _acc_aha_cac_zero(ctx: Context, findings: Findings, follow_up: NextScan) -> 
         )
         findings.recommend(
             "statin-cac-0-withhold",
-            f"CAC 0: it is reasonable to withhold a statin and reassess; {when}.",
+            f"CAC 0: it is reasonable to withhold a statin and reassess (this assumes LDL cholesterol "
+            f"below 190 mg/dL); {when}.",
             ACC,
+            Claim.NO_NEW_MEDICATION,
         )
 
 
-def aspirin_considered(policy: Policy, ctx: Context) -> bool:
-    """Whether the policy would let low-dose aspirin be considered for primary prevention."""
-    if ctx.record.high_bleeding_risk or ctx.record.known_coronary_disease:
-        return False
-    if policy.id is PolicyId.LIFESTYLE_FIRST:
-        return ctx.agatston >= VERY_HIGH_SCORE and bool(ctx.metabolic.off_target(*UNREST_MARKERS))
-    age = ctx.age_now
-    return ctx.agatston >= HIGH_SCORE and age is not None and ASPIRIN_AGES[0] <= age <= ASPIRIN_AGES[1]
-
-
-def _bleeding_condition(ctx: Context, findings: Findings, wording: str) -> str:
-    if ctx.record.high_bleeding_risk is None:
-        findings.need("bleeding_risk", "aspirin consideration")
-        return wording
-    return ""
+ASPIRIN_SOURCE = c.cite("REFERENCE §7", c.PREVENTION_2019, c.CAC_DRS, c.USPSTF_2022)
+OVER_70_TEXT = (
+    "Low-dose aspirin should not be given routinely for primary prevention above age 70: the 2019 "
+    "guideline rates it Class III (Harm)."
+)
 
 
 def _acc_aha_aspirin(ctx: Context, findings: Findings) -> None:
     if ctx.agatston < HIGH_SCORE:
         return
-    source = c.cite("REFERENCE §7", c.PREVENTION_2019)
     age = ctx.age_now
     if age is None:
         findings.need("age", "aspirin consideration (ages 40-70)")
     elif age > ASPIRIN_AGES[1]:
-        findings.recommend(
-            "aspirin-not-over-70",
-            "Aspirin is not routinely recommended for primary prevention above age 70.",
-            source,
-        )
+        findings.recommend("aspirin-not-over-70", OVER_70_TEXT, ASPIRIN_SOURCE)
     elif ctx.record.high_bleeding_risk:
         findings.recommend(
             "aspirin-bleeding-risk",
-            "Raised bleeding risk is recorded: aspirin is not advised for primary prevention.",
-            source,
+            "Raised bleeding risk is recorded: aspirin is not advised for primary prevention (2019 "
+            "guideline: Class III, Harm).",
+            ASPIRIN_SOURCE,
         )
-    elif aspirin_considered(ACC_AHA_2018, ctx):
-        condition = _bleeding_condition(ctx, findings, " if bleeding risk is not raised")
+    elif age >= ASPIRIN_AGES[0]:
         findings.recommend(
             "aspirin-may-be-considered",
-            f"Low-dose aspirin may be considered for primary prevention{condition} (age 40-70, CAC ≥100); "
-            "it is not routine.",
-            source,
+            "Low-dose aspirin may be considered for primary prevention (age 40-70, CAC ≥100); "
+            "it is not routine. The CAC ≥100 threshold is this service's choice (CAC-DRS 2018 suggests "
+            "it): the 2019 guideline names no CAC cut-off, and USPSTF 2022 advises against starting "
+            "aspirin at 60 or over.",
+            ASPIRIN_SOURCE,
+            Claim.ASPIRIN_CONSIDERED,
         )
 
 
@@ -344,13 +346,17 @@ def _risk_enhancers(ctx: Context, findings: Findings) -> None:
         present.append(f"ApoB {labs.apob.value:g} mg/dL (≥130)")
     if labs.triglycerides is not None and labs.triglycerides.value >= 175:
         present.append(f"triglycerides {labs.triglycerides.value:g} mg/dL (≥175)")
+    if labs.ldl is not None and 160 <= labs.ldl.value < SEVERE_LDL_MG_DL:
+        present.append(f"LDL cholesterol {labs.ldl.value:g} mg/dL (160-189)")
     if ctx.record.family_history_premature_chd:
         present.append("family history of premature coronary disease")
     if present:
         findings.recommend(
             "risk-enhancers",
             f"Risk enhancers present: {'; '.join(present)}. They weigh toward statin therapy when risk "
-            "is borderline or intermediate.",
+            "is borderline or intermediate. Not assessed (fhircac does not read them): metabolic "
+            "syndrome, chronic kidney disease, chronic inflammatory disease, South Asian ancestry, "
+            "ankle-brachial index, pregnancy-related conditions.",
             ACC,
         )
 
@@ -370,23 +376,37 @@ def _keeps_treatment(ctx: Context) -> str:
     )
 
 
-def _lifestyle_first(ctx: Context, findings: Findings) -> None:
+def _lifestyle_first(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
     score = ctx.agatston
     if score <= 0:
         findings.recommend(
-            "lf-cac-0", "CAC 0: this policy advises no new medication." + _keeps_treatment(ctx), LIFESTYLE
+            "lf-cac-0",
+            "CAC 0: this policy advises no new medication." + _keeps_treatment(ctx),
+            LIFESTYLE,
+            Claim.NO_NEW_MEDICATION,
         )
     elif score < HIGH_SCORE:
-        findings.recommend("lf-cac-1-99", "CAC 1-99: sharpen the lifestyle plan.", LIFESTYLE)
+        findings.recommend(
+            "lf-cac-1-99",
+            "CAC 1-99: sharpen the lifestyle plan; this policy adds no medication at this score."
+            + _keeps_treatment(ctx),
+            LIFESTYLE,
+            Claim.NO_NEW_MEDICATION,
+        )
     elif score < VERY_HIGH_SCORE:
         _lifestyle_first_100_399(ctx, findings)
     else:
         _lifestyle_first_very_high(ctx, findings)
+    next_scan_text = (
+        f"at the next scan (not before {follow_up.earliest.isoformat()})"
+        if follow_up.earliest is not None
+        else "only at a repeat scan, at least 3 years after the last one"
+    )
     findings.recommend(
         "lf-annual-markers",
-        "Re-evaluate hs-CRP, ApoB, the triglyceride/HDL ratio, fasting insulin and CAC progression "
-        "once a year against their targets.",
-        c.cite("REFERENCE §8", c.SOURCE_002),
+        "Re-evaluate hs-CRP, ApoB, the triglyceride/HDL ratio and fasting insulin once a year against "
+        f"their targets; CAC progression is judged only {next_scan_text}, never by a yearly scan.",
+        c.cite("REFERENCE §8", c.SOURCE_002, c.SOURCE_000),
     )
     _lifestyle_first_aspirin(ctx, findings)
 
@@ -398,14 +418,15 @@ def _lifestyle_first_100_399(ctx: Context, findings: Findings) -> None:
             "lf-cac-100-399-ldl-lowering",
             "CAC 100-399 with raised ApoB or CRP: consider LDL-lowering therapy.",
             LIFESTYLE,
+            Claim.STATIN_REASONABLE,
         )
     elif raised is None:
         for name in unmeasured:
             findings.need(name, "LDL-lowering decision at CAC 100-399 (lifestyle-first)")
-        names = " and ".join("ApoB" if n == "apob" else "hs-CRP" for n in unmeasured)
         findings.recommend(
             "lf-cac-100-399-measure",
-            f"CAC 100-399: measure {names}; LDL lowering is considered when ApoB or CRP is raised.",
+            f"CAC 100-399: measure {marker_names(unmeasured).replace(', ', ' and ')}; LDL lowering is "
+            "considered when ApoB or CRP is raised.",
             LIFESTYLE,
         )
     else:
@@ -414,67 +435,91 @@ def _lifestyle_first_100_399(ctx: Context, findings: Findings) -> None:
             "CAC 100-399 with ApoB and CRP on target: continue the lifestyle plan; this policy does "
             "not advise starting LDL-lowering medication." + _keeps_treatment(ctx),
             LIFESTYLE,
+            Claim.NO_NEW_MEDICATION,
         )
 
 
 def _lifestyle_first_very_high(ctx: Context, findings: Findings) -> None:
     metabolic = ctx.metabolic
     unrest = metabolic.off_target(*UNREST_MARKERS)
-    _, unmeasured = _apob_crp_status(ctx)
     if unrest:
-        names = ", ".join(m.marker for m in unrest)
         findings.recommend(
             "lf-cac-400-active",
-            f"CAC ≥400 with metabolic unrest ({names} off target): consider medication for progression "
-            "or inflammation.",
+            f"CAC ≥400 with metabolic unrest ({marker_names([m.marker for m in unrest])} off target): "
+            "consider medication for progression or inflammation.",
+            LIFESTYLE,
+            Claim.STATIN_REASONABLE,
+        )
+        return
+    if metabolic.state is not MetabolicState.CALM and metabolic.state is not MetabolicState.ACTIVE:
+        purpose = "whether CAC ≥400 needs medication (lifestyle-first: CRP, ApoB, progression)"
+        for name in CALM_NEEDS:
+            findings.need(name, purpose)
+        findings.recommend(
+            "lf-cac-400-measure",
+            "CAC ≥400 and the metabolic state is not known (hs-CRP and ApoB measured within a year are "
+            "needed): measure hs-CRP, ApoB, triglycerides/HDL and fasting insulin before this policy "
+            "decides on medication.",
             LIFESTYLE,
         )
         return
-    for name in unmeasured:
-        findings.need(name, "whether CAC ≥400 needs medication (lifestyle-first: CRP, ApoB, progression)")
-    if metabolic.state is MetabolicState.ACTIVE:
-        names = ", ".join(m.marker for m in metabolic.off_target())
+    _, unmeasured = _apob_crp_status(ctx)
+    if unmeasured:  # active from another marker, but the deciding ones are not measured
+        for name in unmeasured:
+            findings.need(name, "whether CAC ≥400 needs medication (lifestyle-first: CRP, ApoB, progression)")
+        names = marker_names([m.marker for m in metabolic.off_target()])
         findings.recommend(
-            "lf-cac-400-active-lifestyle",
-            f"CAC ≥400 with {names} off target but no raised CRP, ApoB or progression: sharpen the "
-            "lifestyle plan; this policy ties medication to inflammation or progression.",
+            "lf-cac-400-measure",
+            f"CAC ≥400 with {names} off target: measure {marker_names(unmeasured)} before this policy "
+            "decides on medication (it ties medication to inflammation, ApoB or progression).",
             LIFESTYLE,
         )
-    elif metabolic.state is MetabolicState.CALM:
+    elif metabolic.state is MetabolicState.ACTIVE:
+        names = marker_names([m.marker for m in metabolic.off_target()])
         findings.recommend(
-            "lf-cac-400-calm",
-            "CAC ≥400, metabolically calm: this policy advises no new medication; continue the lifestyle "
-            "plan." + _keeps_treatment(ctx),
+            "lf-cac-400-active-lifestyle",
+            f"CAC ≥400 with {names} off target but hs-CRP, ApoB and progression on target: sharpen the "
+            "lifestyle plan; this policy adds no medication without inflammation or progression."
+            + _keeps_treatment(ctx),
             LIFESTYLE,
+            Claim.NO_NEW_MEDICATION,
         )
     else:
         findings.recommend(
-            "lf-cac-400-measure",
-            "CAC ≥400 and no metabolic markers available: measure hs-CRP, ApoB, triglycerides/HDL and "
-            "fasting insulin to decide.",
+            "lf-cac-400-calm",
+            "CAC ≥400, metabolically calm (hs-CRP and ApoB on target): this policy advises no new "
+            "medication; continue the lifestyle plan." + _keeps_treatment(ctx),
             LIFESTYLE,
+            Claim.NO_NEW_MEDICATION,
         )
 
 
 def _lifestyle_first_aspirin(ctx: Context, findings: Findings) -> None:
+    """Source 002's aspirin rule as written; the guardrails then apply the guideline's limits
+    (age over 70, raised or unknown bleeding risk, symptoms) that source 002 does not state in full."""
     if ctx.agatston < VERY_HIGH_SCORE:
         return
     source = c.cite("REFERENCE §7", c.SOURCE_002)
-    if not aspirin_considered(LIFESTYLE_FIRST, ctx):
-        reason = (
-            "raised bleeding risk"
-            if ctx.record.high_bleeding_risk
-            else "no active metabolic unrest (CRP, ApoB, progression)"
-        )
+    unrest = ctx.metabolic.off_target(*UNREST_MARKERS)
+    if ctx.record.high_bleeding_risk or not unrest:
+        _, unmeasured = _apob_crp_status(ctx)
+        if ctx.record.high_bleeding_risk:
+            reason = "raised bleeding risk"
+        elif unmeasured:
+            reason = (
+                f"metabolic unrest is not assessable ({marker_names(unmeasured)} not measured), and the "
+                "policy needs active unrest"
+            )
+        else:
+            reason = "no active metabolic unrest (hs-CRP, ApoB and progression on target or not raised)"
         findings.recommend("lf-aspirin-avoid", f"Aspirin is not advised under this policy: {reason}.", source)
         return
-    condition = _bleeding_condition(ctx, findings, " if bleeding risk is low")
-    markers = ", ".join(m.marker for m in ctx.metabolic.off_target(*UNREST_MARKERS))
     findings.recommend(
         "lf-aspirin-consider",
-        f"Low-dose aspirin (at most 100 mg/day) may be considered{condition}, with good stomach "
-        f"protection: CAC ≥400 with active metabolic unrest ({markers}).",
+        "Low-dose aspirin (at most 100 mg/day) may be considered, with good stomach "
+        f"protection: CAC ≥400 with active metabolic unrest ({marker_names([m.marker for m in unrest])}).",
         source,
+        Claim.ASPIRIN_CONSIDERED,
     )
 
 
@@ -491,52 +536,54 @@ def _lpa_once(ctx: Context, findings: Findings) -> None:
         )
 
 
-def _symptoms(ctx: Context, findings: Findings) -> None:
-    symptoms = ctx.record.symptoms
-    if symptoms is None:
-        findings.need("symptoms", "whether further testing (stress test, CT angiography) may be appropriate")
-    elif symptoms:
-        findings.recommend(
-            "symptoms-further-testing",
-            "Symptoms such as chest pain or breathlessness on exertion are recorded: further testing "
-            "such as a stress test or CT coronary angiography may be appropriate. The calcium score "
-            "does not show whether arteries are narrowed.",
-            c.cite("REFERENCE §7", c.SOURCE_003, c.SOURCE_004),
-        )
+STANCE_WORDS = {
+    StatinStance.INDICATED: "statin therapy is recommended (a Class I indication)",
+    StatinStance.FAVOURED: "a statin would be reasonable",
+    StatinStance.INDIVIDUAL: "the statin decision is left to the overall risk or further measurement",
+    StatinStance.NOT_ADVISED: "no new medication is advised",
+}
 
 
-def _report_divergence(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
-    """REFERENCE §1: where the policies disagree for this patient, say so instead of choosing silently."""
-    other = LIFESTYLE_FIRST if ctx.policy.id is PolicyId.ACC_AHA_2018 else ACC_AHA_2018
+def report_divergence(
+    ctx: Context,
+    findings: Findings,
+    own: tuple[tuple[Statement, ...], NextScan],
+    others: dict[Policy, tuple[tuple[Statement, ...], NextScan]],
+) -> None:
+    """REFERENCE §1: where the policies disagree for this patient, say so instead of choosing silently.
+
+    ``own`` and ``others`` are each policy's guarded recommendations and repeat scan, so a
+    disagreement is read from what each policy would actually say (never from a second model of it).
+    """
     follows = f"This result follows {ctx.policy.id.value}."
-    statin = {policy.id: statin_stance(policy, ctx) for policy in (ctx.policy, other)}
-    if set(statin.values()) == {StatinStance.FAVOURED, StatinStance.NOT_ADVISED}:
-        favoured = next(p for p, s in statin.items() if s is StatinStance.FAVOURED)
-        against = next(p for p, s in statin.items() if s is StatinStance.NOT_ADVISED)
-        findings.warn(
-            "policy-divergence-statin",
-            f"The policies disagree here: under {favoured.value} a statin would be reasonable, under "
-            f"{against.value} no new medication is advised. {follows}",
-            c.cite("REFERENCE §1", c.CHOLESTEROL_2018, c.SOURCE_002),
-        )
-    aspirin = {policy.id: aspirin_considered(policy, ctx) for policy in (ctx.policy, other)}
-    if len(set(aspirin.values())) == 2:
-        yes = next(p for p, considered in aspirin.items() if considered)
-        no = next(p for p, considered in aspirin.items() if not considered)
-        findings.warn(
-            "policy-divergence-aspirin",
-            f"The policies disagree on aspirin: under {yes.value} low-dose aspirin may be considered, under "
-            f"{no.value} it is not advised. {follows}",
-            c.cite("REFERENCE §1", c.PREVENTION_2019, c.SOURCE_002),
-        )
-    other_follow_up = next_scan(replace(ctx, policy=other), Findings())
-    if other_follow_up.suggested != follow_up.suggested:
-        findings.warn(
-            "policy-divergence-repeat-scan",
-            f"The policies disagree on a repeat scan: under {ctx.policy.id.value}, "
-            f"{_describe(follow_up)}; under {other.id.value}, {_describe(other_follow_up)}. {follows}",
-            c.cite("REFERENCE §1", "REFERENCE §6", c.SOURCE_000, c.SOURCE_002),
-        )
+    statements, follow_up = own
+    mine = statin_stance(statements)
+    my_aspirin = any(Claim.ASPIRIN_CONSIDERED in s.claims for s in statements)
+    for other, (other_statements, other_follow_up) in others.items():
+        theirs = statin_stance(other_statements)
+        if theirs is not mine:
+            findings.warn(
+                "policy-divergence-statin",
+                f"The policies disagree here: under {ctx.policy.id.value} {STANCE_WORDS[mine]}; under "
+                f"{other.id.value} {STANCE_WORDS[theirs]}. {follows}",
+                c.cite("REFERENCE §1", c.CHOLESTEROL_2018, c.SOURCE_002),
+            )
+        their_aspirin = any(Claim.ASPIRIN_CONSIDERED in s.claims for s in other_statements)
+        if their_aspirin is not my_aspirin:
+            yes, no = (ctx.policy, other) if my_aspirin else (other, ctx.policy)
+            findings.warn(
+                "policy-divergence-aspirin",
+                f"The policies disagree on aspirin: under {yes.id.value} low-dose aspirin may be considered, "
+                f"under {no.id.value} it is not advised or not yet assessable. {follows}",
+                c.cite("REFERENCE §1", c.PREVENTION_2019, c.SOURCE_002),
+            )
+        if other_follow_up.suggested != follow_up.suggested:
+            findings.warn(
+                "policy-divergence-repeat-scan",
+                f"The policies disagree on a repeat scan: under {ctx.policy.id.value}, "
+                f"{_describe(follow_up)}; under {other.id.value}, {_describe(other_follow_up)}. {follows}",
+                c.cite("REFERENCE §1", "REFERENCE §6", c.SOURCE_000, c.SOURCE_002),
+            )
 
 
 def _describe(follow_up: NextScan) -> str:

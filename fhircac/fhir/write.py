@@ -39,7 +39,7 @@ _PREDICTIONS = (
 )
 _MEDICATION_PREFIXES = ("statin-", "ldl-190", "aspirin-", "lf-aspirin-", "lf-cac-100-399-ldl-lowering")
 _THERAPY_PREFIXES = (*_MEDICATION_PREFIXES, "secondary-prevention", "lf-cac-", "cac-low-risk")
-_SERVICE_REQUEST_IDS = ("lpa-measure-once", "symptoms-further-testing")
+_SERVICE_REQUEST_IDS = ("lpa-measure-once", "symptoms-evaluate-first")
 
 
 class OutputInvalid(RuntimeError):
@@ -300,11 +300,11 @@ def _statement_activity(statement: Statement, code: str | None = None) -> dict[s
 
 def _scan_activity(assessment: Assessment) -> dict[str, Any] | None:
     scan = assessment.next_scan
-    if scan.earliest is None:
+    # REFERENCE §14.7: no coded repeat-scan activity where the rule proposes no repeat (the
+    # rationale stays in the RiskAssessment's notes).
+    if scan.earliest is None or scan.suggested is None:
         return None
-    when = f"Not before {scan.earliest.isoformat()}"
-    if scan.suggested is not None:
-        when += f"; suggested around {scan.suggested.isoformat()}"
+    when = f"Not before {scan.earliest.isoformat()}; suggested around {scan.suggested.isoformat()}"
     return {
         "detail": {
             "kind": "ServiceRequest",

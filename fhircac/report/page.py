@@ -65,6 +65,7 @@ class ReportPage:
     chart_text: str
     statin_rise: bool  # the score rose while a statin was taken: say it is expected, next to the chart
     progression_source: str  # the rule behind what the page says about the change between scans
+    safety: tuple[str, ...]  # with symptoms: what to do about them, shown first (REFERENCE §14.1)
     measures: tuple[str, ...]
     meaning: tuple[str, ...]
     plan: tuple[str, ...]
@@ -219,6 +220,7 @@ def build_page(data: ReportData, generated: datetime) -> ReportPage:
         chart_text=describe(chart),
         statin_rise=statin_rise,
         progression_source=progression.source if progression else "",
+        safety=explanation.safety,
         measures=explanation.measures,
         meaning=explanation.meaning,
         plan=explanation.plan,

@@ -39,13 +39,16 @@ def test_after_a_score_of_400_a_repeat_adds_little_under_acc_aha() -> None:
     assert "adds little" in reasons[0].text and "450" in reasons[0].text
 
 
-def test_lifestyle_first_names_its_calm_condition_and_the_other_policy() -> None:
+def test_lifestyle_first_never_warns_against_the_repeat_its_own_plan_proposed() -> None:
+    # review finding 8 / REFERENCE §14.7: calm at 450, the plan suggests a repeat at 3 years
     calm = run(450, policy=LIFESTYLE_FIRST, labs=labs(hs_crp=0.5, apob=70))
-    reasons = review_scan_order(calm, False, date(2031, 1, 1))
-    assert reason_ids(reasons) == ["scan-order-high-score"]
-    assert "calm now" in reasons[0].text and "acc-aha-2018" in reasons[0].text
+    assert calm.next_scan.suggested == date(2029, 1, 15)
+    assert review_scan_order(calm, False, date(2031, 1, 1)) == []
+    assert review_scan_order(calm, False, calm.next_scan.suggested) == []
     active = run(450, policy=LIFESTYLE_FIRST, labs=labs(hs_crp=3.0, apob=70))
-    assert "off target" in review_scan_order(active, False, date(2031, 1, 1))[0].text
+    reasons = review_scan_order(active, False, date(2031, 1, 1))
+    assert reason_ids(reasons) == ["scan-order-high-score"]
+    assert "off target" in reasons[0].text and "acc-aha-2018" in reasons[0].text
 
 
 def test_too_soon_and_high_score_are_separate_reasons() -> None:

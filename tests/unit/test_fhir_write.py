@@ -152,9 +152,9 @@ def test_care_plan_activities_cite_their_rules_and_the_scan_waits_for_the_earlie
     assert care_plan["intent"] == "proposal"
     assert care_plan["supportingInfo"] == [{"reference": evaluation.produced.full_urls[0]}]
     details = [a["detail"] for a in care_plan["activity"]]
-    scan = next(d for d in details if d["code"]["coding"][0]["code"] == "repeat-cac-scan")
-    assert scan["scheduledPeriod"]["start"] == summary["next_scan"]["earliest"]
-    assert date.fromisoformat(scan["scheduledPeriod"]["start"]) >= date(2029, 2, 17)  # scan 2026-02-17 + 3 y
+    # CAC 100-399: the rule says a repeat is not routine, so the plan schedules none (REFERENCE §14.7)
+    assert summary["next_scan"]["suggested"] is None
+    assert all(d["code"]["coding"][0]["code"] != "repeat-cac-scan" for d in details)
     assert all(d["reasonCode"][0]["text"] for d in details)
     cited = {d["reasonCode"][0]["coding"][0]["code"] for d in details if "coding" in d["reasonCode"][0]}
     assert {r["id"] for r in summary["recommendations"]} <= cited
@@ -166,6 +166,17 @@ def test_care_plan_activities_cite_their_rules_and_the_scan_waits_for_the_earlie
     note = care_plan["note"][0]
     assert note["extension"][0]["valueCode"] == "patient"
     assert all(question in note["text"] for question in summary["explanation"]["questions"])
+
+
+def test_a_proposed_repeat_scan_waits_for_the_earliest_date() -> None:
+    evaluation = example("03-cac-1-99-over-55.json")
+    summary, care_plan = evaluation.summary(), evaluation.produced.care_plan
+    details = [a["detail"] for a in care_plan["activity"]]
+    scan = next(d for d in details if d["code"]["coding"][0]["code"] == "repeat-cac-scan")
+    assert scan["scheduledPeriod"]["start"] == summary["next_scan"]["earliest"]
+    assert summary["next_scan"]["suggested"] in scan["description"]
+    last = date.fromisoformat(summary["score"]["date"])
+    assert date.fromisoformat(scan["scheduledPeriod"]["start"]) >= last.replace(year=last.year + 3)
 
 
 def test_no_repeat_scan_activity_with_known_coronary_disease() -> None:

@@ -40,11 +40,12 @@ def test_active_at_the_target_boundary(values: dict[str, float], off: str) -> No
 
 
 def test_tg_hdl_ratio_is_computed_in_mmol() -> None:
-    # TG 100 mg/dL = 1.129 mmol/L; HDL 45 mg/dL = 1.1637 mmol/L → ratio 0.970 (<1, calm),
+    # TG 100 mg/dL = 1.129 mmol/L; HDL 45 mg/dL = 1.1637 mmol/L → ratio 0.970 (<1, on target),
     # although the mg/dL ratio 2.22 would look "high" to a naive reading.
-    calm, _ = state(triglycerides=100, hdl=45)
+    calm, _ = state(triglycerides=100, hdl=45, hs_crp=0.5, apob=70)
     assert calm.state is MetabolicState.CALM
-    assert calm.markers[0].value == pytest.approx(0.970, abs=1e-3)
+    ratio = next(m for m in calm.markers if m.marker == "tg_hdl_ratio")
+    assert ratio.value == pytest.approx(0.970, abs=1e-3) and ratio.on_target
     active, _ = state(triglycerides=110, hdl=45)  # 1.2419 / 1.1637 = 1.067
     assert active.state is MetabolicState.ACTIVE
 
@@ -63,6 +64,6 @@ def test_progression_on_statin_is_not_counted_and_that_is_said() -> None:
     progression = compare_scans(
         CacScan(100, date(2020, 1, 1)), CacScan(250, date(2024, 1, 1)), on_statin=True
     )
-    result, findings = state(progression, hs_crp=0.5)
+    result, findings = state(progression, hs_crp=0.5, apob=70)
     assert result.state is MetabolicState.CALM
     assert [w.id for w in findings.warnings] == ["progression-marker-excluded-on-statin"]

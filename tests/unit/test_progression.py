@@ -63,7 +63,9 @@ def test_incident_cac_has_no_percent_and_cites_the_conversion_rate() -> None:
 def test_rise_without_statin_beyond_15_percent_mentions_higher_risk_calmly() -> None:
     result = compare(100, 250)
     assert result.rapid and not result.on_statin
-    assert "linked with higher long-term risk" in result.interpretation
+    assert "studies link that pace with a higher risk of heart attack" in result.interpretation
+    assert "not a cause for alarm" in result.interpretation
+    assert "10-20%" not in result.interpretation  # review finding 25: never "rapid" and "typical" at once
     assert "Raggi" in result.source
     assert not any(word in result.interpretation.lower() for word in FAILURE_WORDS)
 

@@ -155,7 +155,9 @@ def test_no_statin_context_when_the_statin_began_just_before_the_second_scan() -
     )
     statement["effectivePeriod"] = {"start": "2026-06-01"}  # the scans: 2022-06-14 and 2026-07-08
     late = assessed([("late", document)], None, get_policy("acc-aha-2018"), AS_OF)
-    assert late.assessment.progression is not None and late.assessment.progression.on_statin
+    # the core agrees with the page: a statin over less than half the interval is no statin context
+    assert late.assessment.progression is not None and late.assessment.progression.on_statin is False
+    assert "A statin was taken during this interval" not in late.assessment.progression.interpretation
     page = build_page(late, NOW)
     assert not page.statin_rise and 'id="statin-context"' not in render(page)
 

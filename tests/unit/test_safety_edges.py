@@ -172,14 +172,16 @@ def test_missing_percentile_is_listed_for_the_under_55_statement() -> None:
 
 def test_known_cad_keeps_symptom_work_up_and_asks_for_nothing_unused() -> None:
     result = run(300, coronary_history=(CoronaryHistory.STENT,), symptoms=True, age=None, sex=None, race=None)
-    assert "symptoms-further-testing" in ids(result.recommendations)
+    assert result.recommendations[0].id == "symptoms-evaluate-first"
     assert "risk-equations-not-applicable" in ids(result.warnings)
     assert not missing(result) & {"total_cholesterol", "hdl", "systolic_bp", "hs_crp", "apob"}
 
 
 def test_acc_aha_does_not_ask_for_markers_it_does_not_use() -> None:
     assert not missing(run(50)) & {"hs_crp", "apob", "fasting_insulin", "triglycerides"}
-    assert {"hs_crp", "apob"} <= missing(run(50, policy=LF))
+    # lifestyle-first uses the markers from CAC 100 (review finding 26: at 1-99 they change nothing)
+    assert not missing(run(50, policy=LF)) & {"hs_crp", "apob", "fasting_insulin", "triglycerides"}
+    assert {"hs_crp", "apob"} <= missing(run(250, policy=LF))
 
 
 # --- stale results and small CLI problems -----------------------------------------------------------

@@ -7,8 +7,9 @@ from fhircac.clinical.record import CoronaryHistory, Labs, Measurement
 from tests.builders import ids, labs, run, statin
 
 ACC, LF = ACC_AHA_2018, LIFESTYLE_FIRST
-CALM = labs(hs_crp=0.5, apob=70, lpa=20)
-ACTIVE_CRP = labs(hs_crp=3.0, apob=70, lpa=20)
+CALM = labs(hs_crp=0.5, apob=70, lpa=20, ldl=120)
+ACTIVE_CRP = labs(hs_crp=3.0, apob=70, lpa=20, ldl=120)
+LDL_KNOWN = labs(ldl=120)
 
 
 def texts(statements) -> str:  # type: ignore[no-untyped-def]
@@ -19,27 +20,34 @@ def texts(statements) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_cac_zero_reasonable_to_withhold() -> None:
-    result = run(0)
+    result = run(0, labs=LDL_KNOWN)
     assert "statin-cac-0-withhold" in ids(result.recommendations)
     assert (
-        "reasonable to withhold a statin and reassess; a repeat scan is suggested around 2031-01-15"
-        in texts(result.recommendations)
+        "reasonable to withhold a statin and reassess (this assumes LDL cholesterol below 190 mg/dL); "
+        "a repeat scan is suggested around 2031-01-15" in texts(result.recommendations)
     )
 
 
 @pytest.mark.parametrize(
     ("risk", "named"),
     [
-        ({"diabetes": True}, "diabetes"),
         ({"current_smoker": True}, "current smoking"),
         ({"family_history_premature_chd": True}, "family history"),
     ],
 )
 def test_cac_zero_exceptions(risk, named: str) -> None:  # type: ignore[no-untyped-def]
-    result = run(0, **risk)
+    result = run(0, labs=LDL_KNOWN, **risk)
     assert "statin-cac-0-withhold" not in ids(result.recommendations)
     assert "statin-cac-0-exceptions" in ids(result.recommendations)
     assert named in texts(result.recommendations)
+
+
+def test_cac_zero_with_diabetes_states_the_class_i_indication_once() -> None:
+    # review finding 11: no second, weaker "decide from the overall risk" statement next to it
+    result = run(0, labs=LDL_KNOWN, diabetes=True)
+    assert "statin-diabetes" in ids(result.recommendations)
+    assert "statin-cac-0-exceptions" not in ids(result.recommendations)
+    assert "Class I" in texts(result.recommendations)
 
 
 def test_cac_zero_already_on_statin_is_not_told_to_stop() -> None:
@@ -69,8 +77,10 @@ def test_statin_wording_is_reasonable_not_must() -> None:
     assert "reasonable to start a statin" in text and "must" not in text
 
 
-def test_on_statin_is_acknowledged() -> None:
-    assert "A statin is already recorded." in texts(run(300, medications=(statin(),)).recommendations)
+def test_on_statin_is_acknowledged_as_continue_never_start() -> None:
+    text = texts(run(300, medications=(statin(),)).recommendations)
+    assert "a statin is already recorded, so continue it" in text
+    assert "start" not in text.split("CAC ≥100:")[1].split(".")[0]
 
 
 def test_diabetes_40_75_statin_whatever_the_score() -> None:
@@ -97,11 +107,17 @@ def test_aspirin(cac: float, age: float, bleeding: bool, rec: str) -> None:
 
 
 def test_aspirin_is_only_may_be_considered_and_not_below_100() -> None:
-    result = run(150, high_bleeding_risk=None)
-    statement = next(s for s in result.recommendations if s.id == "aspirin-may-be-considered")
-    assert "may be considered" in statement.text and "if bleeding risk is not raised" in statement.text
-    assert any(m.field == "bleeding_risk" for m in result.missing)
+    statement = next(s for s in run(150).recommendations if s.id == "aspirin-may-be-considered")
+    assert "may be considered" in statement.text and "not routine" in statement.text
     assert not {i for i in ids(run(99).recommendations) if i.startswith("aspirin")}
+
+
+def test_aspirin_with_unknown_bleeding_risk_needs_a_check_first() -> None:
+    result = run(150, high_bleeding_risk=None)
+    aspirin = [s for s in result.recommendations if s.id.startswith("aspirin")]
+    assert [s.id for s in aspirin] == ["aspirin-bleeding-risk-check"]
+    assert "may be considered" not in aspirin[0].text and "check" in aspirin[0].text
+    assert any(m.field == "bleeding_risk" for m in result.missing)
 
 
 # --- risk enhancers and work-up (both policies) ----------------------------------------------------
@@ -137,7 +153,8 @@ def test_lpa_measured_once_when_high_score_and_never_measured(policy) -> None:  
 @pytest.mark.parametrize("policy", [ACC, LF])
 def test_symptoms_lead_to_further_testing(policy) -> None:  # type: ignore[no-untyped-def]
     result = run(20, policy=policy, symptoms=True)
-    statement = next(s for s in result.recommendations if s.id == "symptoms-further-testing")
+    statement = result.recommendations[0]
+    assert statement.id == "symptoms-evaluate-first"
     assert "may be appropriate" in statement.text and "source 003" in statement.source
     assert any(m.field == "symptoms" for m in run(20, policy=policy, symptoms=None).missing)
 
@@ -240,12 +257,16 @@ def test_divergence_at_high_score_calm_is_reported_under_both(policy) -> None:  
 
 def test_no_divergence_when_policies_agree() -> None:
     assert "policy-divergence-statin" not in ids(run(800, policy=LF, labs=ACTIVE_CRP).warnings)
-    assert "policy-divergence-statin" not in ids(run(0).warnings)
+    assert "policy-divergence-statin" not in ids(run(0, labs=LDL_KNOWN).warnings)
 
 
 def test_divergence_for_diabetes_with_cac_zero() -> None:
-    # acc-aha: diabetes 40-75 → statin; lifestyle-first: CAC 0 → no medication
-    assert "policy-divergence-statin" in ids(run(0, policy=LF, diabetes=True).warnings)
+    # acc-aha: diabetes 40-75 → statin; lifestyle-first's "CAC 0: no medication" gives way to the
+    # Class I indication (REFERENCE §14.2), and the statement names the divergence
+    result = run(0, policy=LF, diabetes=True)
+    statement = next(s for s in result.recommendations if s.id == "statin-guideline-indication")
+    assert "Class I" in statement.text and "does not address this group" in statement.text
+    assert "lf-cac-0" not in ids(result.recommendations)
 
 
 def test_every_statement_cites_a_source() -> None:
