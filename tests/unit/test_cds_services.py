@@ -545,3 +545,28 @@ def test_fetching_stops_at_a_page_cap_and_at_the_deadline() -> None:
         gather(("conditions",), {}, {"patientId": "p1"}, lambda: EndlessFhir())  # type: ignore[arg-type,return-value]
     with pytest.raises(PrefetchUnavailable, match="took too long"):
         gather(("conditions",), {}, {"patientId": "p1"}, lambda: EndlessFhir(), time.monotonic() - 1)  # type: ignore[arg-type,return-value]
+
+
+def test_symptoms_make_the_summary_card_a_warning_led_by_them(client: Any) -> None:
+    # review finding 1 / REFERENCE §14.1: chest pain recorded on the CAC 520 example
+    resources = example("05-cac-400-metabolically-calm.json")
+    pid = patient_id(resources)
+    chest_pain = fb.condition("29857009") | {"subject": {"reference": f"Patient/{pid}"}}
+    resources = [*resources, chest_pain]
+    status, body = post(client, "cac-patient-view", cb.request("patient-view", pid, resources, VIEW_KEYS))
+    assert status == 200
+    summary = body["cards"][0]
+    assert_spec_card(summary)
+    assert summary["indicator"] == "warning"
+    assert summary["summary"].startswith("Symptoms recorded: evaluate them first.")
+    assert summary["detail"].startswith("**Symptoms first:**")
+    assert "Risk (for people without symptoms)" in summary["detail"]
+    assert "emergency services" in summary["detail"]
+    # the aspirin order card reads the same guardrail: never "may be considered" with symptoms
+    cards = order_cards(client, "cac-order-sign", resources, [cb.aspirin_order(patient_id=pid)])
+    aspirin = next(card for card in cards if "Aspirin" in card["summary"])
+    assert aspirin["indicator"] == "warning" and "may be considered" not in aspirin["summary"]
+    scan = order_cards(
+        client, "cac-order-sign", resources, [cb.scan_order(patient_id=pid, when="2030-01-01")]
+    )
+    assert any(card["summary"].startswith("Symptoms are recorded") for card in scan)
