@@ -88,7 +88,9 @@ def statin_indications(ctx: Context) -> list[str]:
         reasons.append("diabetes at age 40-75")
     if ctx.pce_ascvd_10y is not None and ctx.pce_ascvd_10y >= HIGH_PCE:
         reasons.append(f"a high estimated 10-year ASCVD risk ({ctx.pce_ascvd_10y:.0%}, PCE ≥20%)")
-    if ctx.agatston >= EXTENSIVE_SCORE and not record.known_coronary_disease:
+    # The CAC-guided statements concern adults up to 75; above that the statin decision is individual.
+    cac_guided_age = age is None or age <= DIABETES_AGES[1]
+    if ctx.agatston >= EXTENSIVE_SCORE and not record.known_coronary_disease and cac_guided_age:
         reasons.append("CAC ≥1000 (extensive calcium: risk approaching that of established disease)")
     return reasons
 
@@ -179,7 +181,7 @@ def no_medication(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome
     indications = statin_indications(ctx)
     if indications:
         reasons = "; ".join(indications)
-        extensive = ctx.agatston >= EXTENSIVE_SCORE and not ctx.record.known_coronary_disease
+        extensive = any(reason.startswith("CAC ≥1000") for reason in indications)
         text = (
             f"Statin therapy is indicated (Class I) because of {reasons}"
             + ("" if extensive and len(indications) == 1 else ", whatever the calcium score")

@@ -98,6 +98,10 @@ _WHY_NOT: dict[tuple[Analyte, str], str] = {
     (Analyte.FASTING_INSULIN, "pmol/L"): (
         "insulin in pmol/L is not converted (the factor is not standardised); give µU/mL"
     ),
+    (Analyte.APOB, "mmol/L"): (
+        "ApoB is not measured in mmol/L (source 002's target '0.8 mmol/L' is a unit slip for 0.8 g/L); "
+        "give g/L or mg/dL"
+    ),
 }
 
 # Values outside these bounds (canonical units) are physiologically impossible: an input error,

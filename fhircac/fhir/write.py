@@ -227,7 +227,8 @@ def _risk_assessment(
                 "outcome": {"coding": [_fhircac_coding(code)], "text": label},
                 "probabilityDecimal": value,
                 "whenRange": {"high": {"value": 10, "unit": "years", "system": codes.UCUM, "code": "a"}},
-                "rationale": c.cite("REFERENCE §4", source),
+                "rationale": c.cite("REFERENCE §4", source)
+                + ("; derived in people without symptoms" if a.symptoms_first else ""),
             }
         )
     explanation = a.explanation

@@ -142,13 +142,19 @@ def figures(a: Assessment) -> tuple[Figure, ...]:
                 "Percentile", f"{a.percentile.value:.0f} ({kind}, {a.percentile.reference})", "REFERENCE §3"
             )
         )
+    # With symptoms the equations no longer describe this patient (REFERENCE §14.1).
+    label = " (for people without symptoms)" if a.symptoms_first else ""
     rows += [
-        Figure("MESA 10-year CHD risk with CAC", _percent(a.risk.mesa_chd_10y_with_cac), "REFERENCE §4"),
         Figure(
-            "MESA 10-year CHD risk without CAC", _percent(a.risk.mesa_chd_10y_without_cac), "REFERENCE §4"
+            f"MESA 10-year CHD risk with CAC{label}", _percent(a.risk.mesa_chd_10y_with_cac), "REFERENCE §4"
         ),
         Figure(
-            "PCE 10-year ASCVD risk",
+            f"MESA 10-year CHD risk without CAC{label}",
+            _percent(a.risk.mesa_chd_10y_without_cac),
+            "REFERENCE §4",
+        ),
+        Figure(
+            f"PCE 10-year ASCVD risk{label}",
             _percent(a.risk.pce_ascvd_10y) + (f" ({a.risk.pce_band})" if a.risk.pce_band else ""),
             "REFERENCE §4",
         ),

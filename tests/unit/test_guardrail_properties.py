@@ -134,7 +134,7 @@ def check_guardrails(record: PatientRecord, assessment: Assessment) -> None:
         or (bool(record.diabetes) and age is not None and 40 <= age <= 75)
         or (pce is not None and pce >= 0.20)
         or known_cad
-        or assessment.score.agatston >= 1000
+        or (assessment.score.agatston >= 1000 and (age is None or age <= 75))
     )
     if indicated:
         assert Claim.NO_NEW_MEDICATION not in _claims(assessment)

@@ -312,3 +312,30 @@ def test_the_repeat_scan_line_on_the_chart_gives_the_full_date() -> None:
     page = build_page(data("01-cac-zero-low-risk"), NOW)
     suggested = expected("01-cac-zero-low-risk")["next_scan"]["suggested"]
     assert f"repeat scan suggested from {suggested}" in page.chart_svg
+
+
+def test_symptoms_come_first_on_the_page() -> None:
+    # review finding 1 / REFERENCE §14.1: the safety net before anything else, labelled risk figures
+    document = json.loads((ROOT / "examples" / "05-cac-400-metabolically-calm.json").read_text())
+    patient = next(e["resource"] for e in document["entry"] if e["resource"]["resourceType"] == "Patient")
+    chest_pain = {
+        "resourceType": "Condition",
+        "id": "chest-pain",
+        "clinicalStatus": {
+            "coding": [
+                {"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}
+            ]
+        },
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "29857009"}]},
+        "subject": {"reference": f"Patient/{patient['id']}"},
+    }
+    document["entry"].append(
+        {"resource": chest_pain, "request": {"method": "PUT", "url": "Condition/chest-pain"}}
+    )
+    page = build_page(assessed([("sx", document)], None, get_policy("acc-aha-2018"), AS_OF), NOW)
+    html = render(page)
+    assert page.safety and "more than a few minutes" in page.safety[0]
+    assert html.index('id="symptoms-first"') < html.index('id="glance"')
+    assert "The score itself is not an emergency" in page.headline
+    assert "(for people without symptoms)" in html
+    assert "exercise-after-symptoms-checked" in {item.id for item in page.lifestyle}

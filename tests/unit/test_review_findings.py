@@ -423,3 +423,14 @@ def test_f25_wording_follows_what_is_recorded() -> None:
     assert "Statins often make the score go up" not in words(zero)
     lf = reviewed(f"{BASE} --cac 900 --crp 3", "lifestyle-first")
     assert "hs_crp" not in clinician(lf) and "hs-CRP off target" in clinician(lf)
+
+
+def test_f26_apob_in_mmol_is_refused_with_the_reason(capsys: Any) -> None:
+    assert main(["calc", *shlex.split(f"{BASE} --cac 100 --apob '0.8 mmol/L'")]) == 2
+    assert "unit slip for 0.8 g/L" in capsys.readouterr().err
+
+
+def test_f26_lifestyle_first_asks_for_markers_only_where_they_change_the_advice() -> None:
+    for cac in ("0 --ldl 120", "50"):
+        a = reviewed(f"{BASE} --cac {cac}", "lifestyle-first")
+        assert not {m.field for m in a.missing} & {"hs_crp", "apob", "fasting_insulin", "triglycerides"}
