@@ -91,7 +91,9 @@ def statin_indications(ctx: Context) -> list[str]:
     # The CAC-guided statements concern adults up to 75; above that the statin decision is individual.
     cac_guided_age = age is None or age <= DIABETES_AGES[1]
     if ctx.agatston >= EXTENSIVE_SCORE and not record.known_coronary_disease and cac_guided_age:
-        reasons.append("CAC ≥1000 (extensive calcium: risk approaching that of established disease)")
+        reasons.append(
+            "CAC ≥1000 (extensive calcium, CAC stage 4: risk approaching that of established disease)"
+        )
     return reasons
 
 

@@ -253,7 +253,7 @@ _TOPICS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("statin-cac-0-withhold",),
     ),
     (
-        "Your statin: what a score of 0 means for the medicine you already take.",
+        "Your statin: a score of 0 is about whether to start a statin, not about stopping the one you take.",
         ("statin-cac-0-on-statin",),
     ),
     (
