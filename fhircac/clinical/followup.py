@@ -13,7 +13,7 @@ from fhircac.clinical.record import DrugClass, add_years
 
 MINIMUM_INTERVAL_YEARS = 3  # source 000: not sooner than 3-5 years
 CAC_ZERO_LOW_RISK_YEARS = 5
-CAC_GUIDED_MIN_AGE = 40  # the guideline CAC statements concern adults 40-75
+CAC_GUIDED_AGES = (40, 75)  # the guideline CAC statements concern adults 40-75
 INTERMEDIATE_PCE = 0.075  # 2018 guideline: intermediate risk from 7.5 %
 
 SOURCE = c.cite("REFERENCE §6", c.SOURCE_000)
@@ -144,7 +144,7 @@ def _cac_zero(ctx: Context, findings: Findings, earliest: date) -> NextScan:
             c.cite(SOURCE, c.WARRANTY, c.NLA_2021),
         )
     age = ctx.age_now
-    if age is not None and age < CAC_GUIDED_MIN_AGE:
+    if age is not None and age < CAC_GUIDED_AGES[0]:
         return NextScan(
             earliest,
             None,

@@ -20,17 +20,16 @@ from dataclasses import dataclass, replace
 from fhircac.clinical import citations as c
 from fhircac.clinical.assessment import Claim, Findings, NextScan, Statement
 from fhircac.clinical.context import Context
+from fhircac.clinical.followup import CAC_GUIDED_AGES, MINIMUM_INTERVAL_YEARS
 from fhircac.clinical.record import add_years
 
 SECTION = "REFERENCE §14"
-ASPIRIN_MAX_AGE = 70  # 2019 guideline: Class III (Harm) above 70
-ASPIRIN_MIN_AGE = 40
-SEVERE_LDL_MG_DL = 190.0
-HIGH_PCE = 0.20
-DIABETES_AGES = (40, 75)
+ASPIRIN_AGES = (40, 70)  # 2019 guideline: IIb at 40-70; Class III (Harm) above 70
+SEVERE_LDL_MG_DL = 190.0  # 2018 guideline: high-intensity statin without risk estimation (Class I)
+HIGH_PCE = 0.20  # 2018 guideline: ≥20 % 10-year ASCVD risk, statin (Class I)
+DIABETES_AGES = (40, 75)  # 2018 guideline: diabetes at 40-75, moderate-intensity statin (Class I)
 EXTENSIVE_SCORE = 1000.0  # CAC ≥1000: statin first-line (2026 guideline, Class I) and NLA 2021
 EXERCISE_PLAN_AGE = 75
-MINIMUM_INTERVAL_YEARS = 3  # source 000: never sooner than 3 years
 
 SYMPTOMS = "chest pain or breathlessness on exertion"
 SAFETY_NET = (
@@ -89,7 +88,7 @@ def statin_indications(ctx: Context) -> list[str]:
     if ctx.pce_ascvd_10y is not None and ctx.pce_ascvd_10y >= HIGH_PCE:
         reasons.append(f"a high estimated 10-year ASCVD risk ({ctx.pce_ascvd_10y:.0%}, PCE ≥20%)")
     # The CAC-guided statements concern adults up to 75; above that the statin decision is individual.
-    cac_guided_age = age is None or age <= DIABETES_AGES[1]
+    cac_guided_age = age is None or age <= CAC_GUIDED_AGES[1]
     if ctx.agatston >= EXTENSIVE_SCORE and not record.known_coronary_disease and cac_guided_age:
         reasons.append(
             "CAC ≥1000 (extensive calcium, CAC stage 4: risk approaching that of established disease)"
@@ -121,14 +120,14 @@ def aspirin_barrier(ctx: Context) -> Statement | None:
             "Age is not known: primary-prevention aspirin can be weighed only at age 40-70.",
             ASPIRIN_SOURCE,
         )
-    if age > ASPIRIN_MAX_AGE:
+    if age > ASPIRIN_AGES[1]:
         return Statement(
             "aspirin-not-over-70",
             "Low-dose aspirin should not be given routinely for primary prevention above age 70: the "
             "2019 guideline rates it Class III (Harm).",
             ASPIRIN_SOURCE,
         )
-    if age < ASPIRIN_MIN_AGE:
+    if age < ASPIRIN_AGES[0]:
         return Statement(
             "aspirin-under-40",
             "Under 40, no guideline supports primary-prevention aspirin.",

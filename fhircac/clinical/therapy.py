@@ -17,6 +17,8 @@ from fhircac.clinical import citations as c
 from fhircac.clinical.assessment import Claim, Findings, MetabolicState, NextScan, Statement
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
 from fhircac.clinical.context import HIGH_PERCENTILE, Context
+from fhircac.clinical.followup import CAC_GUIDED_AGES
+from fhircac.clinical.guardrails import ASPIRIN_AGES, DIABETES_AGES, HIGH_PCE, SEVERE_LDL_MG_DL
 from fhircac.clinical.metabolic import CALM_NEEDS, UNREST_MARKERS, marker_names
 from fhircac.clinical.percentile import WORST_ABSOLUTE_ERROR
 from fhircac.clinical.policies import Policy, PolicyId
@@ -25,10 +27,6 @@ from fhircac.clinical.units import NMOL_L
 
 ACC = c.cite("REFERENCE §7", c.CHOLESTEROL_2018)
 LIFESTYLE = c.cite("REFERENCE §7", c.SOURCE_002)
-CAC_GUIDED_AGES = (40, 75)  # the 2018 CAC statements concern adults 40-75
-ASPIRIN_AGES = (40, 70)
-SEVERE_LDL_MG_DL = 190.0
-HIGH_PCE = 0.20
 LOW_PCE = 0.05
 STATIN_DECISION_AGE = 55  # CAC 1-99: the guideline favours a statin from 55
 CAC_DRS_A3 = 300.0  # CAC-DRS A3 (≥300): high-intensity statin
@@ -176,7 +174,9 @@ def _acc_aha(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
     record = ctx.record
     score = ctx.agatston
     age = ctx.age_now
-    diabetes_indication = bool(record.diabetes) and age is not None and 40 <= age <= 75
+    diabetes_indication = (
+        bool(record.diabetes) and age is not None and DIABETES_AGES[0] <= age <= DIABETES_AGES[1]
+    )
     if diabetes_indication:
         findings.recommend(
             "statin-diabetes",
