@@ -79,7 +79,7 @@ MESA_WITHOUT_CAC = _MesaCoefficients(
     log_cac=0.0,
     baseline_survival=0.99963,
 )
-MESA_RISK_AGES = (45.0, 85.0)
+MESA_RISK_AGES = (45.0, 84.0)  # JACC 2015 p1644: ages 45-84 (REFERENCE §4)
 
 
 def mesa_chd_risk(

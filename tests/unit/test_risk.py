@@ -54,10 +54,15 @@ def test_mesa_rises_with_cac_and_is_not_clamped() -> None:
     assert (1 - high) == pytest.approx((1 - low) ** (1001**0.2743), rel=1e-9)
 
 
-@pytest.mark.parametrize("age", [44.0, 86.0, 30.0])
+@pytest.mark.parametrize("age", [44.0, 85.0, 86.0, 30.0])
 def test_mesa_outside_its_ages_is_not_computable(age: float) -> None:
-    with pytest.raises(NotComputable, match="ages 45-85"):
+    # REFERENCE §4 (corrected): the MESA risk score was derived at ages 45-84
+    with pytest.raises(NotComputable, match="ages 45-84"):
         mesa_chd_risk(factors(age=age), lipid_lowering=False, family_history=False, agatston=10)
+
+
+def test_mesa_at_84_is_computed() -> None:
+    assert mesa_chd_risk(factors(age=84.0), lipid_lowering=False, family_history=False, agatston=10) > 0
 
 
 def test_mesa_other_race_is_not_computable() -> None:
