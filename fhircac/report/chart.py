@@ -124,11 +124,7 @@ def statin_periods(record: PatientRecord, start: date, end: date) -> tuple[Stati
 
 def statin_share(record: PatientRecord, first: date, last: date) -> float:
     """The fraction of the days from ``first`` to ``last`` on which a statin was taken."""
-    days = (last - first).days
-    if days <= 0:
-        return 1.0 if record.taking(DrugClass.STATIN, first) else 0.0
-    taken = sum((p.end - p.start).days for p in statin_periods(record, first, last))
-    return min(taken / days, 1.0)
+    return record.share_taking(DrugClass.STATIN, first, last)
 
 
 def _axis(highest: float) -> tuple[float, tuple[float, ...]]:

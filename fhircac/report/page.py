@@ -21,10 +21,9 @@ from fhircac.clinical.narrative import RepeatScan, in_100, repeat_scan
 from fhircac.clinical.record import PatientRecord
 from fhircac.clinical.risk import shown_risk
 from fhircac.fhir.write import read_notes
-from fhircac.report.chart import ScoreChart, chart_svg, describe, score_chart, statin_share
+from fhircac.report.chart import ScoreChart, chart_svg, describe, score_chart
 from fhircac.report.data import ReportData
 
-STATIN_SHARE_FOR_CONTEXT = 0.5
 BAND_WORDS = {
     "0": "no calcified plaque",
     "1-99": "a small amount",
@@ -200,13 +199,10 @@ def build_page(data: ReportData, generated: datetime) -> ReportPage:
     assert record is not None
     chart = score_chart(record, a)
     progression = a.progression
-    # The callout says a rise is expected only when a statin covered most of the time between the
-    # scans; a statin begun just before the second scan cannot explain the rise.
+    # The core decides whether a statin covered the interval (at least half of it; a statin begun
+    # just before the second scan cannot explain the rise), so the callout says what the core says.
     statin_rise = bool(
-        progression
-        and progression.on_statin
-        and a.score.agatston > progression.prior_agatston
-        and statin_share(record, progression.prior_date, a.score.date) >= STATIN_SHARE_FOR_CONTEXT
+        progression and progression.on_statin and a.score.agatston > progression.prior_agatston
     )
     explanation = a.explanation
     return ReportPage(
