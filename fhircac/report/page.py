@@ -114,7 +114,11 @@ def repeat_scan_text(a: Assessment) -> str:
     if status is RepeatScan.CAN_CONSIDER:
         return "A repeat scan can now be considered, if it would change your care."
     if status is RepeatScan.NOT_ROUTINE:
-        return "Not routinely needed."
+        assert a.next_scan.earliest is not None
+        # the same words as the explanation's plan (review finding 25: one message, not two)
+        return (
+            f"Not planned for now; if one is ever considered, not before {long_date(a.next_scan.earliest)}."
+        )
     return "Not needed."
 
 

@@ -130,7 +130,11 @@ def test_known_coronary_disease_hides_the_percentile() -> None:
             date(2025, 6, 1),
             "A repeat scan can now be considered, if it would change your care.",
         ),
-        (date(2029, 1, 1), None, "Not routinely needed."),
+        (
+            date(2029, 1, 1),
+            None,
+            "Not planned for now; if one is ever considered, not before 1 January 2029.",
+        ),
         (None, None, "Not needed."),
     ],
 )
