@@ -309,14 +309,25 @@ def scan_order_card(
     )
 
 
+# The guardrails that hold under every policy (REFERENCE §14.3), named in the summary itself.
+_ASPIRIN_GUARDRAIL_SUMMARIES = {
+    "aspirin-bleeding-risk-check": (
+        "Aspirin for primary prevention: bleeding risk not recorded; check it first"
+    ),
+    "aspirin-not-over-70": "Aspirin for primary prevention: not advised above 70 (Class III, Harm)",
+    "aspirin-bleeding-risk": "Aspirin for primary prevention: not advised with raised bleeding risk",
+    "aspirin-not-with-symptoms": "Aspirin for primary prevention: no statement while symptoms are evaluated",
+}
+
+
 def aspirin_card(review: AspirinReview, situation: Situation, missing: Mapping[str, str]) -> Card:
     """No removal suggestion: an aspirin order may serve another purpose (stroke, peripheral artery
     disease) this primary-prevention rule does not see."""
     policy = situation.policy.id.value
     if review.considered:
         summary = f"Aspirin for primary prevention: may be considered under {policy}; it is not routine"
-    elif review.patient.id == "aspirin-bleeding-risk-check":
-        summary = "Aspirin for primary prevention: bleeding risk is not recorded; check it first"
+    elif review.patient.id in _ASPIRIN_GUARDRAIL_SUMMARIES:
+        summary = _ASPIRIN_GUARDRAIL_SUMMARIES[review.patient.id]
     else:
         summary = f"Aspirin for primary prevention: {policy} criteria not met for this patient"
     lines = [

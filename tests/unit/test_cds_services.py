@@ -566,6 +566,7 @@ def test_symptoms_make_the_summary_card_a_warning_led_by_them(client: Any) -> No
     cards = order_cards(client, "cac-order-sign", resources, [cb.aspirin_order(patient_id=pid)])
     aspirin = next(card for card in cards if "Aspirin" in card["summary"])
     assert aspirin["indicator"] == "warning" and "may be considered" not in aspirin["summary"]
+    assert aspirin["summary"] == "Aspirin for primary prevention: no statement while symptoms are evaluated"
     scan = order_cards(
         client, "cac-order-sign", resources, [cb.scan_order(patient_id=pid, when="2030-01-01")]
     )
