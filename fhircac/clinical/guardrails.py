@@ -76,7 +76,7 @@ def statin_indications(ctx: Context) -> list[str]:
     record = ctx.record
     reasons = []
     if record.known_coronary_disease:
-        reasons.append("known coronary disease")
+        reasons.append("known atherosclerotic disease (secondary prevention)")
     ldl = record.labs.ldl
     if ldl is not None and ldl.value >= SEVERE_LDL_MG_DL:
         reasons.append(
@@ -103,8 +103,8 @@ def aspirin_barrier(ctx: Context) -> Statement | None:
     if record.known_coronary_disease:
         return Statement(
             "aspirin-secondary-prevention",
-            "Known coronary disease is recorded: aspirin is a secondary-prevention decision for the "
-            "treating clinician, not a primary-prevention statement.",
+            "Known atherosclerotic disease is recorded: aspirin is a secondary-prevention decision for "
+            "the treating clinician, not a primary-prevention statement.",
             ASPIRIN_SOURCE,
         )
     if ctx.symptomatic:
