@@ -21,6 +21,7 @@ class Settings:
     policy: str = DEFAULT_POLICY.id.value
     max_body_bytes: int = 1_048_576
     log_level: str = "info"
+    client_timeout: int = 10  # seconds for a request head, and between two reads of a body (worker.py)
     # FHIR server write-back, polling and subscriptions (client auth: fhircac.fhir.client.client_from_env)
     fhir_base_url: str | None = None
     poll_servers: tuple[str, ...] = ()  # default: fhir_base_url
@@ -36,6 +37,9 @@ class Settings:
     public_base_url: str | None = None  # the URL EHRs call (JWT aud, links); default: the request's own
     cors_origins: tuple[str, ...] = ("*",)
     cds_fetch_timeout: int = 5  # seconds per request to the EHR's FHIR server for missing prefetch
+    cds_fetch_max_bytes: int = 16 * 1_048_576  # largest answer read from the EHR's FHIR server
+    cds_allow_loopback: bool = False  # fhirServer on a loopback address (and plain http there): tests
+    cds_retention_days: int = 30  # issued cards, their suggestions and feedback are kept this long
     # Report page (fhircac.web.report): links from CDS cards are signed with this secret
     report_key: str | None = field(default=None, repr=False)
     report_auth: bool = True  # off only for local development: GET /report/{patient} is then open
@@ -70,6 +74,7 @@ class Settings:
             policy=policy,
             max_body_bytes=integer("FHIRCAC_MAX_BODY_BYTES", defaults.max_body_bytes, 1024, 64 * 1_048_576),
             log_level=(env.get("FHIRCAC_LOG_LEVEL") or defaults.log_level).lower(),
+            client_timeout=integer("FHIRCAC_CLIENT_TIMEOUT", defaults.client_timeout, 1, 300),
             fhir_base_url=(env.get("FHIRCAC_FHIR_BASE_URL") or "").rstrip("/") or None,
             poll_servers=tuple(
                 url.strip().rstrip("/")
@@ -90,6 +95,11 @@ class Settings:
                 if origin.strip()
             ),
             cds_fetch_timeout=integer("FHIRCAC_CDS_FETCH_TIMEOUT", defaults.cds_fetch_timeout, 1, 60),
+            cds_fetch_max_bytes=integer(
+                "FHIRCAC_CDS_FETCH_MAX_BYTES", defaults.cds_fetch_max_bytes, 65_536, 1024 * 1_048_576
+            ),
+            cds_allow_loopback=_switch(env, "FHIRCAC_CDS_ALLOW_LOOPBACK", False),
+            cds_retention_days=integer("FHIRCAC_CDS_RETENTION_DAYS", defaults.cds_retention_days, 1, 3650),
             report_key=_secret(env, "FHIRCAC_REPORT_KEY"),
             report_auth=_switch(env, "FHIRCAC_REPORT_AUTH", True),
             report_link_seconds=integer(

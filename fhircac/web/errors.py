@@ -48,6 +48,12 @@ def register_error_handlers(app: Flask) -> None:
             _HTTP_CODES.get(status, "invalid"),
         )
 
+    @app.errorhandler(TimeoutError)
+    def slow_body(error: TimeoutError) -> Response:
+        """The client paused its body longer than FHIRCAC_CLIENT_TIMEOUT (fhircac.web.worker)."""
+        problem = Problem("(body)", "the request body stopped arriving (FHIRCAC_CLIENT_TIMEOUT)")
+        return outcome_response([problem], 408, "timeout")
+
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:
         app.logger.exception("unhandled error (%s)", type(error).__name__)

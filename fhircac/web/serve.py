@@ -1,4 +1,8 @@
-"""``fhircac serve``: the app factory under gunicorn (the production server), settings from the env."""
+"""``fhircac serve``: the app factory under gunicorn (the production server), settings from the env.
+
+Workers are gevent workers (``fhircac.web.worker``): each connection is a greenlet, so slow clients
+cost connections, not workers. Behind a buffering reverse proxy (nginx, HAProxy) in production.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,11 @@ def gunicorn_argv(settings: Settings) -> list[str]:
         f"{settings.host}:{settings.port}",
         "--workers",
         str(settings.workers),
+        # gevent: a slow client costs a connection, not a worker; read deadlines in worker.py
+        "--worker-class",
+        "fhircac.web.worker.BoundedGeventWorker",
+        "--keep-alive",  # also turns on the request-head deadline (gunicorn's async keep-alive loop)
+        "5",
         "--log-level",
         settings.log_level,
         "--access-logformat",

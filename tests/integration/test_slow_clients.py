@@ -1,0 +1,130 @@
+"""Slow clients (slowloris) against the real ``fhircac serve``: they cost connections, not workers.
+
+Raw sockets send a request head, or a body, one byte at a time. With gunicorn's sync workers two
+such connections held both workers until gunicorn killed them (30 s), and nobody else was answered.
+The property tested is "not starved": a legitimate caller is answered while many slow connections
+are held open, with a timeout far below how long they are held; and a request head that takes
+longer than ``FHIRCAC_CLIENT_TIMEOUT`` is cut off by the server.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from tests.integration.conftest import fhircac_service
+
+pytestmark = pytest.mark.integration
+
+SLOW_HEADS = SLOW_BODIES = 6  # twelve slow connections: far more than the two workers
+HOLD_SECONDS = 15.0  # how long they trickle; every legitimate call below must be answered sooner
+CALL_TIMEOUT = 5.0  # what a legitimate caller waits at most (sync workers: ~30 s)
+TRICKLE_SECONDS = 0.5
+
+
+def _open(base_url: str, body: bool) -> socket.socket:
+    parts = urlsplit(base_url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=5)
+    if body:  # a complete head announcing a body that then arrives byte by byte
+        sock.sendall(
+            b"POST /calc HTTP/1.1\r\nHost: fhircac\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100000\r\n\r\n{"
+        )
+    else:  # a head that never ends
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: fhircac\r\nX-Slow: ")
+    return sock
+
+
+@contextmanager
+def slow_clients(base_url: str, heads: int, bodies: int) -> Iterator[list[socket.socket]]:
+    """Connections that each send one byte of a head (or a body) every TRICKLE_SECONDS until the
+    block ends."""
+    sockets = [_open(base_url, body=index >= heads) for index in range(heads + bodies)]
+    stop = threading.Event()
+    closed: list[socket.socket] = []
+
+    def trickle() -> None:
+        while not stop.wait(TRICKLE_SECONDS):
+            for sock in sockets:
+                if sock in closed:
+                    continue
+                try:
+                    sock.sendall(b"a")
+                except OSError:
+                    closed.append(sock)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        yield sockets
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        for sock in sockets:
+            sock.close()
+
+
+def still_open(sock: socket.socket) -> bool:
+    """The server has neither closed nor answered this connection."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1)  # an answer, or b"" for closed: either way no longer held
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        sock.setblocking(True)
+
+
+@pytest.fixture(scope="module")
+def patient_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("slow")
+    settings = {"FHIRCAC_CLIENT_TIMEOUT": "60", "FHIRCAC_CDS_DB": str(folder / "cds.sqlite")}
+    with fhircac_service(settings, folder / "service.log") as base_url:
+        yield base_url
+
+
+def test_a_legitimate_caller_is_answered_while_slow_clients_are_held(patient_service: str) -> None:
+    base_url = patient_service
+    calc = {"cac": 120, "age": 60, "sex": "female", "race": "white"}
+    with slow_clients(base_url, SLOW_HEADS, SLOW_BODIES) as sockets:
+        started = time.monotonic()
+        time.sleep(1.0)  # the slow connections are accepted and being read
+        answers = []
+        while time.monotonic() - started < HOLD_SECONDS - CALL_TIMEOUT - 1:
+            answers.append(requests.get(f"{base_url}/healthz", timeout=CALL_TIMEOUT).status_code)
+            answers.append(requests.post(f"{base_url}/calc", json=calc, timeout=CALL_TIMEOUT).status_code)
+            time.sleep(1.0)
+        held = [still_open(sock) for sock in sockets]
+    assert answers and set(answers) == {200}
+    # every slow connection was still held (not dropped, not answered) while the others were served
+    assert all(held), held
+
+
+def test_a_request_head_slower_than_the_client_timeout_is_cut_off(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    folder = tmp_path_factory.mktemp("slow-cut")
+    settings = {"FHIRCAC_CLIENT_TIMEOUT": "2", "FHIRCAC_CDS_DB": str(folder / "cds.sqlite")}
+    with fhircac_service(settings, folder / "service.log") as base_url:
+        stalled = _open(base_url, body=True)  # its body stops after one byte
+        with slow_clients(base_url, 2, 0) as tricklers:
+            sockets = [*tricklers, stalled]
+            deadline = time.monotonic() + 30  # generous: the property is "cut off", not how fast
+            while time.monotonic() < deadline and any(still_open(sock) for sock in sockets):
+                time.sleep(0.5)
+            assert not any(still_open(sock) for sock in sockets)
+            assert requests.get(f"{base_url}/healthz", timeout=CALL_TIMEOUT).status_code == 200
+        stalled.close()
+    log = Path(folder / "service.log").read_text()
+    assert "WORKER TIMEOUT" not in log
