@@ -129,3 +129,14 @@ def client_token(
         **claims,
     }
     return jwt.encode(payload, private_key, algorithm=algorithm, headers={"kid": kid, "typ": "JWT"})
+
+
+def authorization(access_token: str) -> dict[str, Any]:
+    """A request's ``fhirAuthorization`` (CDS Hooks 2.0) carrying ``access_token``."""
+    return {
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "patient/*.read",
+        "subject": "cds-service",
+    }

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-from fhircac.fhir import codes
+from fhircac.fhir import bounded, codes
 from fhircac.fhir.client import FhirClient, FhirError, NotFound, outcome_message
 
 _PATIENT = "{{context.patientId}}"
@@ -172,7 +172,7 @@ def _take(
         try:
             pages += budget.pages(key, fhir.pages_after(value))
         except FhirError as error:
-            raise PrefetchUnavailable(key, f"reading its further pages failed: {error}") from None
+            raise PrefetchUnavailable(key, f"reading its further pages failed: {_why(error)}") from None
     gathered.resources[key] = _entries(pages)
 
 
@@ -189,7 +189,20 @@ def _fetch(fhir: FhirClient, key: str, query: str, budget: _Budget) -> list[dict
             budget.pages(key, fhir.search(resource_type, parse_qsl(params, keep_blank_values=True)))
         )
     except FhirError as error:
-        raise PrefetchUnavailable(key, f"fetching it from fhirServer failed: {error}") from None
+        raise PrefetchUnavailable(key, f"fetching it from fhirServer failed: {_why(error)}") from None
+
+
+def _why(error: FhirError) -> str:
+    """What went wrong, in fhircac's words only: the server's own answer (an error page, its
+    OperationOutcome) is never passed on to the caller, who may not be meant to read it."""
+    refusal = bounded.refusal_of(error)
+    if refusal is not None:
+        return refusal.why
+    if error.status is None:
+        return str(error)  # fhircac's own message: unreachable, timed out, a paging loop, a next link
+    if 200 <= error.status < 300:
+        return f"fhirServer answered HTTP {error.status} without the FHIR resource expected"
+    return f"fhirServer answered HTTP {error.status}"
 
 
 def _check_bundle(key: str, bundle: Mapping[str, Any]) -> None:

@@ -278,6 +278,10 @@ class Verifier:
         # (iss, kid) -> (public key, its algorithm, monotonic time it must be looked up again)
         self._keys: dict[tuple[str, str], tuple[Any, str, float]] = {}
 
+    def trusts(self, iss: str) -> bool:
+        """Whether ``iss`` is one of the trusted clients (report links re-check their client)."""
+        return iss in self._clients
+
     def verify(self, authorization: str | None, audience: str) -> Claims:
         """The verified claims; Unauthorized (and nothing else) if the call is not to be trusted."""
         try:

@@ -95,8 +95,11 @@ class Situation:
     today: date
     now: datetime
     base_url: str
-    # (patient id, the hook's fhirServer) → the report page, when fhircac can show that patient's
-    report_url: Callable[[str, str | None], str | None]
+    # (patient id, the call's data) → the report page, when the caller may see that patient's
+    report_url: Callable[[str, Gathered], str | None]
+    # fhircac writes back to the hook's fhirServer itself: the card suggests no CarePlan to create
+    # (the EHR creating it too would duplicate fhircac's own)
+    writes_back: bool = False
 
 
 @dataclass
@@ -139,8 +142,7 @@ def call(
     if service is PATIENT_VIEW:
         gathered = gather(service.prefetch, body.get("prefetch") or {}, context, client, deadline)
         view = read_patient(gathered, context["patientId"], situation)
-        server = body.get("fhirServer")
-        return Answer(_patient_view_cards(view, gathered, context["patientId"], situation, server), gathered)
+        return Answer(_patient_view_cards(view, gathered, context["patientId"], situation), gathered)
     orders = draft_orders(context, selected_only=service is ORDER_SELECT)
     scans = [order for order in orders if is_scan_order(order)]
     aspirin = [order for order in orders if is_aspirin_order(order, context)]
@@ -173,7 +175,7 @@ def call(
 
 
 def _patient_view_cards(
-    view: PatientView, gathered: Gathered, patient_id: str, situation: Situation, fhir_server: str | None
+    view: PatientView, gathered: Gathered, patient_id: str, situation: Situation
 ) -> list[Card]:
     if not view.has_cac_data:
         return []  # nothing to interpret: a CAC service stays quiet on charts without a CAC score
@@ -181,7 +183,7 @@ def _patient_view_cards(
         return [content.not_interpretable_card(view.issues, situation)]
     assessment, read = view.assessment, view.read
     care_plan = None
-    if "cacCarePlans" not in gathered.unavailable:
+    if "cacCarePlans" not in gathered.unavailable and not situation.writes_back:
         wanted = care_plan_identifier(assessment, read)
         existing = [
             identifier
@@ -193,7 +195,7 @@ def _patient_view_cards(
             care_plan = assessment_and_plan(assessment, read)
     cards = [
         content.summary_card(
-            assessment, gathered, care_plan, situation.report_url(patient_id, fhir_server), situation
+            assessment, gathered, care_plan, situation.report_url(patient_id, gathered), situation
         )
     ]
     lpa = next((r for r in assessment.recommendations if r.id == "lpa-measure-once"), None)

@@ -29,18 +29,27 @@ from flask_cors import CORS
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from fhircac.cdshooks.feedback import FeedbackRefused, FeedbackStore
-from fhircac.cdshooks.prefetch import BadPrefetch, PrefetchUnavailable
+from fhircac.cdshooks.prefetch import BadPrefetch, Gathered, PrefetchUnavailable
 from fhircac.cdshooks.schemas import feedback_problems, request_problems
-from fhircac.cdshooks.security import ReplayGuard, TrustedClient, Unauthorized, Verifier, load_clients
+from fhircac.cdshooks.security import (
+    Claims,
+    ReplayGuard,
+    TrustedClient,
+    Unauthorized,
+    Verifier,
+    load_clients,
+)
 from fhircac.cdshooks.services import SERVICES, Service, Situation, call
 from fhircac.clinical import citations
 from fhircac.clinical.policies import POLICIES, get_policy
 from fhircac.config import ConfigError, Settings
 from fhircac.evaluate import parse_json
+from fhircac.fhir import bounded
 from fhircac.fhir.auth import BearerToken, is_loopback
-from fhircac.fhir.client import FhirClient
+from fhircac.fhir.client import FhirClient, FhirError
 from fhircac.fhir.conformance import PROFILES_DIR
 from fhircac.fhir.issues import Issue, operation_outcome
+from fhircac.report.links import Grant
 from fhircac.web.report import link as report_link
 
 log = logging.getLogger(__name__)
@@ -136,17 +145,22 @@ def _unauthorized() -> Response:
     return response
 
 
-def _refused() -> Response | None:
-    """401 unless the request carries a valid, fresh client JWT for exactly this URL."""
+def _authenticate() -> Claims | Response | None:
+    """The caller's verified claims (None when verification is off), or the 401 answer unless the
+    request carries a valid, fresh client JWT for exactly this URL."""
     verifier = _runtime().verifier
     if verifier is None:
         return None
     try:
-        verifier.verify(request.headers.get("Authorization"), _base_url() + request.path)
+        return verifier.verify(request.headers.get("Authorization"), _base_url() + request.path)
     except Unauthorized as refusal:
         log.info("CDS call to %s refused: %s", request.path, refusal.reason)
         return _unauthorized()
-    return None
+
+
+def _refused() -> Response | None:
+    caller = _authenticate()
+    return caller if isinstance(caller, Response) else None
 
 
 def _json_body() -> tuple[Any, Response | None]:
@@ -179,9 +193,9 @@ def discovery() -> Response:
 
 @cds.post("/cds-services/<service_id>")
 def service_call(service_id: str) -> Response:
-    refused = _refused()
-    if refused is not None:
-        return refused
+    caller = _authenticate()
+    if isinstance(caller, Response):
+        return caller
     service = SERVICES.get(service_id)
     if service is None:
         return _error(
@@ -201,7 +215,7 @@ def service_call(service_id: str) -> Response:
         problem = _server_problem(server)
         if problem:
             return _error(400, [f"(body).fhirServer: {problem}"])
-    return _answer(service, body)
+    return _answer(service, body, caller)
 
 
 def _server_problem(server: str) -> str | None:
@@ -212,18 +226,22 @@ def _server_problem(server: str) -> str | None:
         return f"not a usable URL ({error})"
     if not parts.hostname:
         return "not a usable URL (no host)"
-    if parts.scheme != "https" and not is_loopback(server):
-        return "must be https (plain http only for a loopback address)"
+    loopback = is_loopback(server)
+    if loopback and not _settings().cds_allow_loopback:
+        return "a loopback address is not allowed (FHIRCAC_CDS_ALLOW_LOOPBACK, for tests)"
+    if parts.scheme != "https" and not loopback:
+        return "must be https (plain http only for a loopback address, when allowed)"
     return None
 
 
-def _answer(service: Service, body: dict[str, Any]) -> Response:
+def _answer(service: Service, body: dict[str, Any], caller: Claims | None) -> Response:
     started = time.perf_counter()
     clients: list[FhirClient] = []
-    client = _fhir_client_maker(body, clients)
+    seconds = 2 * _settings().cds_fetch_timeout
+    deadline = time.monotonic() + seconds
+    client = _fhir_client_maker(body, clients, seconds)
     try:
-        deadline = time.monotonic() + 2 * _settings().cds_fetch_timeout
-        answer = call(service, body, _situation(), client, deadline)
+        answer = call(service, body, _situation(body, caller, client), client, deadline)
     except PrefetchUnavailable as missing:
         return _error(412, [f"(body).prefetch.{missing.key}: {missing.why}"], "processing")
     except BadPrefetch as bad:
@@ -243,8 +261,12 @@ def _answer(service: Service, body: dict[str, Any]) -> Response:
     return jsonify({"cards": [card.to_json() for card in answer.cards]})
 
 
-def _fhir_client_maker(body: dict[str, Any], made: list[FhirClient]) -> Callable[[], FhirClient | None]:
-    """The EHR's FHIR server, made on first need; the access token is used for this call only."""
+def _fhir_client_maker(
+    body: dict[str, Any], made: list[FhirClient], seconds: float
+) -> Callable[[], FhirClient | None]:
+    """The EHR's FHIR server, made on first need; the access token is used for this call only.
+    Every request to it ends within the call's ``seconds``, reads a bounded answer and stays under
+    ``fhirServer`` (fhircac.fhir.bounded)."""
 
     def client() -> FhirClient | None:
         if made:
@@ -254,25 +276,69 @@ def _fhir_client_maker(body: dict[str, Any], made: list[FhirClient]) -> Callable
             return None
         token = (body.get("fhirAuthorization") or {}).get("access_token")
         timeout = float(_settings().cds_fetch_timeout)
-        made.append(
-            FhirClient(
-                server, auth=BearerToken(token) if token else None, timeout=(timeout, timeout), retries=1
-            )
+        fhir = FhirClient(
+            server, auth=BearerToken(token) if token else None, timeout=(timeout, timeout), retries=1
         )
-        return made[0]
+        settings = _settings()
+        bounded.confine(
+            fhir.session,
+            server,
+            seconds=seconds,
+            max_bytes=settings.cds_fetch_max_bytes,
+            allow_loopback=settings.cds_allow_loopback,
+        )
+        made.append(fhir)
+        return fhir
 
     return client
 
 
-def _situation() -> Situation:
+def _situation(
+    body: dict[str, Any], caller: Claims | None, client: Callable[[], FhirClient | None]
+) -> Situation:
     settings = _settings()
     now = datetime.now(UTC)
     base = _base_url()
 
-    def report_url(patient_id: str, fhir_server: str | None) -> str | None:
-        return report_link(settings, base, patient_id, fhir_server)
+    def report_url(patient_id: str, gathered: Gathered) -> str | None:
+        grant = _report_grant(settings, body, caller, patient_id, gathered, client)
+        return None if grant is None else report_link(settings, base, grant)
 
-    return Situation(get_policy(settings.policy), now.date(), now, base, report_url)
+    writes_back = frozenset({*settings.servers(), *filter(None, [settings.fhir_base_url])})
+    server = (body.get("fhirServer") or "").rstrip("/")
+    return Situation(get_policy(settings.policy), now.date(), now, base, report_url, server in writes_back)
+
+
+def _report_grant(
+    settings: Settings,
+    body: dict[str, Any],
+    caller: Claims | None,
+    patient_id: str,
+    gathered: Gathered,
+    client: Callable[[], FhirClient | None],
+) -> Grant | None:
+    """A report link only for a patient the caller has shown it may read on fhircac's own server:
+    the hook's fhirServer is that server, and fhircac read the patient there with the caller's own
+    token during this call (prefetch alone proves nothing: the caller can send any data). The link
+    then names the caller (iss, tenant), and GET /report checks it again."""
+    server = (body.get("fhirServer") or "").rstrip("/")
+    authorization = body.get("fhirAuthorization") or {}
+    if settings.fhir_base_url is None or server != settings.fhir_base_url:
+        return None
+    if not authorization.get("access_token") or authorization.get("patient") not in (None, patient_id):
+        return None
+    read_by_fhircac = "patient" in gathered.fetched and any(
+        r.get("resourceType") == "Patient" and r.get("id") == patient_id for r in gathered.of("patient")
+    )
+    if not read_by_fhircac:
+        fhir = client()
+        try:
+            if fhir is None or fhir.read("Patient", patient_id).get("id") != patient_id:
+                return None
+        except FhirError as error:
+            log.info("no report link: the caller's token did not read the patient (%s)", error.status)
+            return None
+    return Grant(patient_id, server, caller.iss if caller else "", caller.tenant if caller else None)
 
 
 # --- feedback -------------------------------------------------------------------------------------

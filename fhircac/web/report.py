@@ -59,20 +59,31 @@ def install(app: Flask, settings: Settings) -> None:
         )
 
 
-def link(settings: Settings, base_url: str, patient_id: str, fhir_server: str | None) -> str | None:
+def link(settings: Settings, base_url: str, grant: links.Grant) -> str | None:
     """The report URL a CDS card links to, or None when following it could not work or could show
-    another patient: the report reads fhircac's FHIR server, so the hook's ``fhirServer`` must be that
-    very server (patient ids belong to their server); and a key must sign the link."""
+    another patient: the report reads fhircac's FHIR server, so the grant's server must be that very
+    server (patient ids belong to their server); and a key must sign the link. Whether the caller
+    may see the patient at all is for the caller of this function (fhircac.web.cds) to establish."""
     server = settings.fhir_base_url
-    if server is None or (fhir_server or "").rstrip("/") != server or not FHIR_ID.fullmatch(patient_id):
+    if server is None or grant.fhir_server != server or not FHIR_ID.fullmatch(grant.patient_id):
         return None
-    url = f"{base_url}/report/{quote(patient_id, safe='')}"
+    url = f"{base_url}/report/{quote(grant.patient_id, safe='')}"
     if not settings.report_auth:
         return url
     if settings.report_key is None:
         return None
-    token = links.sign(settings.report_key, patient_id, server, settings.report_link_seconds)
+    token = links.sign(settings.report_key, grant, settings.report_link_seconds)
     return f"{url}?access={token}"
+
+
+def _still_trusted(settings: Settings, grant: links.Grant) -> bool:
+    """The link's CDS client must still be a trusted client (links made for a client taken off the
+    clients file stop opening); links made with CDS authentication off open only while it is off."""
+    if not settings.cds_auth:
+        return True
+    runtime = current_app.extensions.get("fhircac-cds")
+    verifier = getattr(runtime, "verifier", None)
+    return bool(grant.client) and verifier is not None and verifier.trusts(grant.client)
 
 
 @report.after_request
@@ -123,14 +134,15 @@ def from_server(patient_id: str) -> Response:
             "(configuration)", "FHIRCAC_FHIR_BASE_URL is not set, so there is no server to read"
         )
         return _refusal(503, [problem], "not-supported")
-    if settings.report_auth and (
-        settings.report_key is None
-        or not links.opens(settings.report_key, request.args.get("access", ""), patient_id, server)
-    ):
-        problem = Problem(
-            "access", "open the report from the EHR again: the link is missing, expired or wrong"
-        )
-        return _refusal(401, [problem], "login")
+    if settings.report_auth:
+        grant = None
+        if settings.report_key is not None:
+            grant = links.opened(settings.report_key, request.args.get("access", ""), patient_id, server)
+        if grant is None or not _still_trusted(settings, grant):
+            problem = Problem(
+                "access", "open the report from the EHR again: the link is missing, expired or wrong"
+            )
+            return _refusal(401, [problem], "login")
     today = datetime.now(UTC).date()
     try:
         fetch = _fetcher(current_app._get_current_object())  # type: ignore[attr-defined]

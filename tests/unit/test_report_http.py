@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from fhircac.config import ConfigError, Settings
 from fhircac.fhir.client import FhirError
@@ -21,6 +23,7 @@ from fhircac.web.app import create_app
 from fhircac.web.report import link
 from tests import cds_builders as cb
 from tests import fhir_builders as fb
+from tests.http_stub import stub_server
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "http://localhost"
@@ -67,8 +70,14 @@ def served(*names: str) -> Any:
     return lambda patient_id: by_id.get(patient_id)
 
 
-def token(patient_id: str, seconds: int = 600, key: str = KEY, server: str = SERVER, **kw: Any) -> str:
-    return links.sign(key, patient_id, server, seconds, **kw)
+def token(
+    patient_id: str, seconds: int = 600, key: str = KEY, server: str = SERVER, client: str = "", **kw: Any
+) -> str:
+    return links.sign(key, links.Grant(patient_id, server, client), seconds, **kw)
+
+
+def grant(patient_id: str, server: str = SERVER) -> links.Grant:
+    return links.Grant(patient_id, server, "")
 
 
 def signed(patient_id: str, seconds: int = 600) -> str:
@@ -111,22 +120,22 @@ def test_links_that_must_not_open_get_401(tmp_path: Path) -> None:
 def test_without_a_key_no_link_opens_and_none_is_offered(tmp_path: Path) -> None:
     client = app_with(tmp_path, served("06-rising-on-statin"), report_key=None)
     assert client.get(signed(patient_of("06-rising-on-statin"))).status_code == 401
-    assert link(settings(tmp_path, report_key=None), BASE, "p1", SERVER) is None
-    assert link(settings(tmp_path, fhir_base_url=None), BASE, "p1", SERVER) is None
-    assert link(settings(tmp_path), BASE, "bad id!", SERVER) is None
-    url = link(settings(tmp_path), BASE, "p1", SERVER + "/")
+    assert link(settings(tmp_path, report_key=None), BASE, grant("p1")) is None
+    assert link(settings(tmp_path, fhir_base_url=None), BASE, grant("p1")) is None
+    assert link(settings(tmp_path), BASE, grant("bad id!")) is None
+    url = link(settings(tmp_path), BASE, grant("p1"))
     assert url and url.startswith(f"{BASE}/report/p1?access=")
-    assert links.opens(KEY, url.split("access=")[1], "p1", SERVER)
-    assert not links.opens(KEY, url.split("access=")[1], "p1", "https://other.example/fhir")
-    assert link(settings(tmp_path, report_auth=False), BASE, "p1", SERVER) == f"{BASE}/report/p1"
+    assert links.opened(KEY, url.split("access=")[1], "p1", SERVER) == grant("p1")
+    assert links.opened(KEY, url.split("access=")[1], "p1", "https://other.example/fhir") is None
+    assert link(settings(tmp_path, report_auth=False), BASE, grant("p1")) == f"{BASE}/report/p1"
 
 
 def test_no_link_when_the_hook_reads_another_fhir_server(tmp_path: Path) -> None:
     """Patient ids belong to their server: a card about another EHR's patient must not link to the
     report of whoever has that id on fhircac's server (review finding)."""
-    for server in ("https://other-ehr.example/fhir", None, SERVER + "x"):
-        assert link(settings(tmp_path), BASE, "p1", server) is None, server
-        assert link(settings(tmp_path, report_auth=False), BASE, "p1", server) is None, server
+    for server in ("https://other-ehr.example/fhir", "", SERVER + "x"):
+        assert link(settings(tmp_path), BASE, grant("p1", server)) is None, server
+        assert link(settings(tmp_path, report_auth=False), BASE, grant("p1", server)) is None, server
 
 
 def test_with_links_off_the_page_opens_without_token_and_a_warning_is_logged(
@@ -225,21 +234,37 @@ def test_an_oversized_body_is_refused(tmp_path: Path) -> None:
     assert answer.status_code == 413
 
 
-def test_the_patient_view_card_links_to_a_report_that_opens(tmp_path: Path) -> None:
+def test_the_card_links_to_the_report_only_for_a_patient_the_callers_token_read(tmp_path: Path) -> None:
+    """Review finding 1: a link was minted from context.patientId alone (fabricated prefetch, no
+    fhirAuthorization) and the report then showed the server's real record. Now the link needs a
+    read of that patient from fhircac's own server with the caller's token."""
     name = "06-rising-on-statin"
-    client = app_with(tmp_path, served(name))
-    request = cb.request("patient-view", patient_of(name), resources(name), VIEW_KEYS)
+    pid = patient_of(name)
+    patient = next(r for r in resources(name) if r["resourceType"] == "Patient")
+    with stub_server() as ehr:
+        ehr.token = "caller-token"
+        ehr.routes[f"/fhir/Patient/{pid}"] = (200, patient)
+        client = app_with(tmp_path, served(name), fhir_base_url=ehr.base_url, cds_allow_loopback=True)
+        request = {**cb.request("patient-view", pid, resources(name), VIEW_KEYS), "fhirServer": ehr.base_url}
 
-    def links_of(fhir_server: str) -> list[str]:
-        body = {**request, "fhirServer": fhir_server}
-        cards = client.post("/cds-services/cac-patient-view", json=body).get_json()["cards"]
-        assert cards
-        return [entry["url"] for card in cards for entry in card.get("links", [])]
+        def links_of(**body: Any) -> list[str]:
+            answer = client.post("/cds-services/cac-patient-view", json={**request, **body})
+            cards = answer.get_json()["cards"]
+            assert cards and cards[0]["summary"].startswith("CAC")
+            return [entry["url"] for card in cards for entry in card.get("links", [])]
 
-    urls = links_of(SERVER)
-    assert len(urls) == 1 and urls[0].startswith(f"{BASE}/report/{patient_of(name)}?access=")
-    assert client.get(urls[0].removeprefix(BASE), headers=HTML).status_code == 200
-    assert links_of("https://other-ehr.example/fhir") == []
+        def authorization(token: str, **more: str) -> dict[str, Any]:
+            return {"fhirAuthorization": {**cb.authorization(token), **more}}
+
+        assert links_of() == []  # prefetch alone: no token, nothing read, no link
+        assert links_of(**authorization("someone-elses-token")) == []  # the server refused the read
+        assert links_of(**authorization("caller-token", patient="another-patient")) == []
+        assert ehr.paths() == [f"/fhir/Patient/{pid}"]  # the refused read; the others never left
+        urls = links_of(**authorization("caller-token"))
+        assert ehr.seen[-1].authorization == "Bearer caller-token"
+        assert len(urls) == 1 and urls[0].startswith(f"{BASE}/report/{pid}?access=")
+        assert client.get(urls[0].removeprefix(BASE), headers=HTML).status_code == 200
+        assert links_of(**authorization("caller-token"), fhirServer=ehr.base_url + "/other") == []
 
 
 def test_even_an_internal_error_keeps_the_pages_headers(
@@ -284,3 +309,26 @@ def test_report_settings_come_from_the_environment() -> None:
         Settings.from_env({"FHIRCAC_REPORT_KEY": "short"})
     with pytest.raises(ConfigError, match="FHIRCAC_REPORT_LINK_SECONDS"):
         Settings.from_env({"FHIRCAC_REPORT_LINK_SECONDS": "5"})
+
+
+def test_a_link_opens_only_while_its_cds_client_is_trusted(tmp_path: Path) -> None:
+    """The link names its CDS client; GET /report checks it is still a trusted client."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+    clients = tmp_path / "clients.json"
+    clients.write_text(
+        json.dumps({"clients": [{"iss": "https://ehr.test", "jwks": {"keys": [{**public, "kid": "k1"}]}}]})
+    )
+    client = app_with(tmp_path, served("06-rising-on-statin"), cds_auth=True, cds_clients_file=str(clients))
+    pid = patient_of("06-rising-on-statin")
+    opened = client.get(f"/report/{pid}?access={token(pid, client='https://ehr.test')}")
+    assert opened.status_code == 200
+    for other in ("https://no-longer-trusted.test", ""):
+        assert client.get(f"/report/{pid}?access={token(pid, client=other)}").status_code == 401, other
+
+
+def test_a_link_living_longer_than_the_longest_lifetime_never_opens(tmp_path: Path) -> None:
+    client = app_with(tmp_path, served("06-rising-on-statin"))
+    pid = patient_of("06-rising-on-statin")
+    assert client.get(f"/report/{pid}?access={token(pid, seconds=86_400)}").status_code == 200
+    assert client.get(f"/report/{pid}?access={token(pid, seconds=10 * 365 * 86_400)}").status_code == 401
