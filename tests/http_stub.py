@@ -83,7 +83,10 @@ def stub_server() -> Iterator[Stub]:
             if answer is None:
                 return self._json(404, {"resourceType": "OperationOutcome", "issue": []})
             if callable(answer):
-                answer(self)
+                try:
+                    answer(self)
+                except (BrokenPipeError, ConnectionResetError):  # fhircac hung up: what it should do
+                    self.close_connection = True
                 return None
             status, body = answer
             return self._json(status, body)

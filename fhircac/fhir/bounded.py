@@ -27,9 +27,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ReadTimeoutError
 
 
 class Refused(requests.RequestException):
@@ -62,6 +64,15 @@ class OutsideBase(Refused):
     why = "a link led outside the server's base URL"
 
 
+class _Broken(Exception):
+    """Raised inside urllib3, which would take any OSError (a RequestException is one) for a network
+    fault and retry it; the adapter turns it back into its ``Refused``."""
+
+    def __init__(self, refusal: Refused) -> None:
+        super().__init__(refusal.why)
+        self.refusal = refusal
+
+
 def refusal_of(error: BaseException) -> Refused | None:
     """The bound behind ``error`` (FhirClient raises its own errors ``from None``: the context stays)."""
     seen: BaseException | None = error
@@ -84,7 +95,7 @@ _BOUNDS: contextvars.ContextVar[_Bounds | None] = contextvars.ContextVar("fhirca
 def _remaining(bounds: _Bounds) -> float:
     remaining = bounds.deadline - time.monotonic()
     if remaining <= 0:
-        raise DeadlinePassed()
+        raise _Broken(DeadlinePassed())
     return remaining
 
 
@@ -163,7 +174,7 @@ class _Bounded:
         sock = super()._new_conn()  # type: ignore[misc]
         if bounds is not None and not bounds.allow_loopback and _loopback(sock.getpeername()[0]):
             sock.close()
-            raise AddressRefused()
+            raise _Broken(AddressRefused())
         return sock
 
     def connect(self) -> None:
@@ -227,7 +238,9 @@ class BoundedAdapter(HTTPAdapter):
     ) -> requests.Response:
         self._check_place(str(request.url))
         bounds = _Bounds(self.deadline, self.allow_loopback)
-        remaining = _remaining(bounds)
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlinePassed()
         if isinstance(timeout, tuple):
             timeout = tuple(remaining if t is None else min(t, remaining) for t in timeout)
         else:
@@ -238,6 +251,8 @@ class BoundedAdapter(HTTPAdapter):
             if not stream:
                 self._read_capped(response)
             return response
+        except _Broken as broken:
+            raise broken.refusal from None
         finally:
             _BOUNDS.reset(token)
 
@@ -248,12 +263,23 @@ class BoundedAdapter(HTTPAdapter):
             response.close()
             raise too_large
         chunks, size = [], 0
-        for chunk in response.raw.stream(65_536, decode_content=True):
-            size += len(chunk)
-            if size > self.max_bytes:
-                response.close()
-                raise too_large
-            chunks.append(chunk)
+        try:
+            for chunk in response.raw.stream(65_536, decode_content=True):
+                size += len(chunk)
+                if size > self.max_bytes:
+                    raise too_large
+                chunks.append(chunk)
+        except ReadTimeoutError:
+            response.close()
+            if time.monotonic() + 0.1 >= self.deadline:  # the socket waited for the deadline
+                raise DeadlinePassed() from None
+            raise requests.ReadTimeout() from None
+        except urllib3.exceptions.HTTPError as error:  # what requests would have turned into its own
+            response.close()
+            raise requests.ConnectionError(type(error).__name__) from None
+        except (Refused, _Broken):
+            response.close()
+            raise
         response._content = b"".join(chunks)
         response._content_consumed = True
         response.raw.release_conn()
