@@ -30,6 +30,10 @@ REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 MIN_RSA_BITS = 2048
 JWKS_LIFESPAN = 300.0  # seconds a fetched JWK Set (and a key taken from it) is trusted before refetching
+# After a failed JWK Set fetch, that issuer's JWKS URL is left alone this long (doubling per failure up
+# to the maximum): a client whose JWKS host is down must not make every caller naming it wait.
+JWKS_BACKOFF_SECONDS = 10.0
+JWKS_BACKOFF_MAX_SECONDS = 300.0
 PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 _CLIENT_FIELDS = ("iss", "jwks", "jwks_url", "jku")
 _KTY_ALG = {"EC": "ES384", "RSA": "RS384"}
@@ -277,6 +281,9 @@ class Verifier:
         self._fetchers_lock = threading.Lock()
         # (iss, kid) -> (public key, its algorithm, monotonic time it must be looked up again)
         self._keys: dict[tuple[str, str], tuple[Any, str, float]] = {}
+        # iss -> (failed fetches in a row, monotonic time before which its JWKS URL is not fetched)
+        self._backoff: dict[str, tuple[int, float]] = {}
+        self._fetch_locks: dict[str, threading.Lock] = {}
 
     def trusts(self, iss: str) -> bool:
         """Whether ``iss`` is one of the trusted clients (report links re-check their client)."""
@@ -388,10 +395,25 @@ class Verifier:
         if client.jwks_url is None:
             raise Unauthorized(f"no keys configured for {client.iss!r}")
         fetcher = self._fetcher(client.iss, client.jwks_url)
+        self._check_backoff(client.iss)
+        lock = self._fetch_lock(client.iss)
+        # One fetch per issuer at a time; callers naming the same issuer wait for it (never longer
+        # than a fetch may take), callers naming others never do.
+        if not lock.acquire(timeout=self._fetch_timeout):
+            raise Unauthorized(f"JWKS fetch for {client.iss!r} still under way")
         try:
-            return fetcher.get_signing_key(kid), JWKS_LIFESPAN
+            self._check_backoff(client.iss)  # the fetch we waited for may just have failed
+            key = fetcher.get_signing_key(kid)
+            self._backoff.pop(client.iss, None)
+            return key, JWKS_LIFESPAN
         except jwt.PyJWKClientConnectionError as exc:
-            log.warning("cannot fetch the JWK Set of CDS client %r: %s", client.iss, exc)
+            delay = self._failed(client.iss)
+            log.warning(
+                "cannot fetch the JWK Set of CDS client %r (%s); not trying again for %.0f s",
+                client.iss,
+                exc,
+                delay,
+            )
             raise Unauthorized(f"JWKS fetch failed for {client.iss!r}") from None
         except jwt.PyJWKClientError as exc:
             if "signing key that matches" in str(exc):
@@ -401,6 +423,24 @@ class Verifier:
         except (jwt.PyJWTError, ValueError) as exc:  # ValueError: the URL did not return JSON
             log.warning("unusable JWK Set from CDS client %r: %s", client.iss, exc)
             raise Unauthorized(f"JWKS of {client.iss!r} is unusable") from None
+        finally:
+            lock.release()
+
+    def _check_backoff(self, iss: str) -> None:
+        _, retry_at = self._backoff.get(iss, (0, 0.0))
+        if time.monotonic() < retry_at:
+            raise Unauthorized(f"JWKS of {iss!r} failed recently; not fetched before the back-off ends")
+
+    def _failed(self, iss: str) -> float:
+        """Record a failed fetch; the seconds until the next attempt for this issuer."""
+        failures = self._backoff.get(iss, (0, 0.0))[0] + 1
+        delay = float(min(JWKS_BACKOFF_MAX_SECONDS, JWKS_BACKOFF_SECONDS * 2 ** (failures - 1)))
+        self._backoff[iss] = (failures, time.monotonic() + delay)
+        return delay
+
+    def _fetch_lock(self, iss: str) -> threading.Lock:
+        with self._fetchers_lock:
+            return self._fetch_locks.setdefault(iss, threading.Lock())
 
     def _fetcher(self, iss: str, url: str) -> jwt.PyJWKClient:
         """One PyJWKClient per client, so each keeps its own cache and refetch cooldown."""

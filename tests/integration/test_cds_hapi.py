@@ -110,6 +110,7 @@ def service(tmp_path_factory: pytest.TempPathFactory, keys: Keys, jwks_url: str)
         "FHIRCAC_CDS_DB": str(folder / "cds.sqlite"),
         "FHIRCAC_MAX_BODY_BYTES": "262144",
         "FHIRCAC_LOG_LEVEL": "info",
+        "FHIRCAC_CDS_ALLOW_LOOPBACK": "on",  # HAPI and the unreachable server below are on 127.0.0.1
     }
     log_path = folder / "service.log"
     with fhircac_service(settings, log_path) as base_url:

@@ -26,6 +26,7 @@ from selenium.webdriver.common.print_page_options import PrintOptions
 
 from fhircac.fhir import codes
 from fhircac.fhir.client import FhirClient
+from tests import cds_builders as cb
 from tests.integration.conftest import EXAMPLES, ROOT, fhircac_service, load_example, patient_id
 
 pytestmark = pytest.mark.integration
@@ -82,6 +83,7 @@ def service(hapi: HapiServer, tmp_path_factory: pytest.TempPathFactory) -> Itera
         "FHIRCAC_REPORT_KEY": REPORT_KEY,
         "FHIRCAC_CDS_AUTH": "off",
         "FHIRCAC_CDS_DB": str(folder / "cds.sqlite"),
+        "FHIRCAC_CDS_ALLOW_LOOPBACK": "on",  # HAPI is on 127.0.0.1
     }
     log_path = folder / "service.log"
     with fhircac_service(settings, log_path) as base_url:
@@ -109,11 +111,13 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 def card_link(base_url: str, hapi: HapiServer, pid: str) -> str:
-    """The report link of the patient-view card, the data fetched from HAPI (no prefetch)."""
+    """The report link of the patient-view card, the data fetched from HAPI (no prefetch) with the
+    EHR's token (a link needs the caller's own read of the patient)."""
     body = {
         "hook": "patient-view",
         "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
         "fhirServer": hapi.base_url,
+        "fhirAuthorization": cb.authorization("browser-test-ehr-token"),
         "context": {"userId": "Practitioner/example", "patientId": pid},
     }
     answer = requests.post(f"{base_url}/cds-services/cac-patient-view", json=body, timeout=30)

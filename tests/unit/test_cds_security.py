@@ -721,3 +721,59 @@ def test_load_clients_refuses_bad_files(tmp_path: Path, content: str | None, exp
         load_clients(path)
     assert str(path) in str(info.value)
     assert expected in str(info.value)
+
+
+class BlackHole:
+    """A JWKS host that accepts connections and never answers (a firewall drop looks the same)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/jwks.json"
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+def test_an_unreachable_jwks_host_is_backed_off_per_issuer(
+    tmp_path: Path, replay: ReplayGuard, keys: dict[str, PrivateKey]
+) -> None:
+    """Review finding 7: every token naming the issuer used to trigger a new 5 s fetch. Now a failed
+    fetch starts a back-off for that issuer, and other issuers are verified meanwhile."""
+    hole = BlackHole()
+    try:
+        entries = [
+            {"iss": URL_ISS, "jwks_url": hole.url},
+            {"iss": ISS, "jwks": {"keys": [public_jwk(keys["ec"], "ec-1")]}},
+        ]
+        verifier = Verifier(load_clients(write_clients(tmp_path, entries)), replay, fetch_timeout=3.0)
+        forged = bearer(sign(keys["ec-other"], claims(iss=URL_ISS), kid="any"))
+        stuck: list[str] = []
+        attacker = threading.Thread(target=lambda: stuck.append(refused(verifier, forged)))
+        attacker.start()
+        deadline = time.monotonic() + 10
+        while not hole.accepted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert hole.accepted  # the fetch is under way and hangs
+        # another client's call is verified while that fetch hangs
+        assert verifier.verify(bearer(sign(keys["ec"])), AUD).iss == ISS
+        assert attacker.is_alive()
+        attacker.join(timeout=30)
+        assert stuck == [f"JWKS fetch failed for {URL_ISS!r}"]
+        for _ in range(5):  # within the back-off: refused without another fetch
+            token = bearer(sign(keys["ec-other"], claims(iss=URL_ISS), kid="x"))
+            assert "back-off" in refused(verifier, token)
+        assert len(hole.accepted) == 1
+    finally:
+        hole.close()
