@@ -89,7 +89,12 @@ def test_fabricated_prefetch_without_the_callers_token_gets_no_report_link(
     service: str, key: Any, hapi: HapiServer, victim: dict[str, Any]
 ) -> None:
     pid = patient_id(victim)
-    fabricated = cb.request("patient-view", pid, [fb.patient(id=pid), fb.cac(value=5)], VIEW_KEYS)
+    fabricated = cb.request(
+        "patient-view",
+        pid,
+        [fb.patient(id=pid), fb.cac(value=5, subject={"reference": f"Patient/{pid}"})],
+        VIEW_KEYS,
+    )
     card = view(service, key, {**fabricated, "fhirServer": hapi.base_url})
     assert card["summary"].startswith("CAC 5")
     assert report_links(card) == []
