@@ -116,9 +116,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "evaluate":
         return _evaluate(args)
     if args.command in ("writeback", "poll", "subscribe"):
+        import os
+        import sqlite3
+
+        from fhircac.storage import reason
         from fhircac.worker.commands import run
 
-        return run(args)
+        try:
+            return run(args)
+        except sqlite3.Error as error:  # the state file (FHIRCAC_STATE_FILE): a line, not a traceback
+            state = os.environ.get("FHIRCAC_STATE_FILE") or ".fhircac/state.sqlite"
+            print(
+                f"fhircac {args.command}: the state file {state} cannot be used: {reason(error)}",
+                file=sys.stderr,
+            )
+            return EXIT_INTERNAL
     if args.command == "serve":
         from fhircac.web.serve import serve
 

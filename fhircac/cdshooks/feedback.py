@@ -4,22 +4,30 @@ Feedback names a card only by its uuid, so every card fhircac sends is recorded 
 (``cac-summary``, ``scan-order-too-soon`` …) and its suggestions' kinds; that is what makes an
 acceptance rate per card type possible. No patient data is stored: uuids, kinds, outcomes, times,
 override codes and the clinician's comment. Storing the same feedback twice keeps one row.
+
+Cards, their suggestions and feedback are kept ``retention_days`` (FHIRCAC_CDS_RETENTION_DAYS),
+then deleted, so the file does not grow forever. A file that cannot be used raises StorageError.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from fhircac import storage
 from fhircac.cdshooks.cards import Card
 from fhircac.fhir import codes
+
+PURGE_SECONDS = 600.0  # expired rows are deleted at most this often (on recording cards)
 
 
 def _utc(timestamp: str) -> str:
@@ -53,6 +61,9 @@ CREATE TABLE IF NOT EXISTS feedback (
     received_at REAL NOT NULL,
     UNIQUE (service, card, outcome, outcome_timestamp, accepted_suggestions)
 );
+CREATE INDEX IF NOT EXISTS card_issued_at ON card (issued_at);
+CREATE INDEX IF NOT EXISTS suggestion_card ON suggestion (card);
+CREATE INDEX IF NOT EXISTS feedback_received_at ON feedback (received_at);
 """
 
 
@@ -63,15 +74,54 @@ class FeedbackRefused(ValueError):
 class FeedbackStore:
     """One SQLite file shared by the gunicorn workers (WAL, busy timeout); a connection per thread."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], retention_days: int = 30) -> None:
         self.path = str(path)
+        self.retention_seconds = retention_days * 86_400.0
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._memory_lock = threading.Lock()
         self._memory: sqlite3.Connection | None = None
-        with self._connection() as db:
+        self._ready = False
+        self._purged_at = -math.inf  # the first cards recorded purge what expired meanwhile
+        with suppress(storage.StorageError):  # still start: calls get 503 and the reason, so does /healthz
+            self._schema()
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise storage.failed(self.path, "the CDS store (FHIRCAC_CDS_DB)", error) from None
+
+    def _schema(self) -> None:
+        if self._ready:
+            return
+        with self._guard(), self._connection() as db:
             db.executescript(_SCHEMA)
+        self._ready = True
+
+    def problem(self) -> str | None:
+        """Why the store cannot be used now, or None (for /healthz)."""
+        try:
+            self._schema()
+        except storage.StorageError as error:
+            return str(error)
+        found = storage.problem(self.path)
+        return None if found is None else f"the CDS store (FHIRCAC_CDS_DB) {self.path}: {found}"
+
+    def purge(self, now: float | None = None) -> int:
+        """Delete cards, suggestions and feedback older than the retention; the rows deleted."""
+        cutoff = (time.time() if now is None else now) - self.retention_seconds
+        self._schema()
+        with self._guard(), self._connection() as db:
+            deleted = db.execute(
+                "DELETE FROM suggestion WHERE card IN (SELECT uuid FROM card WHERE issued_at < ?)", (cutoff,)
+            ).rowcount
+            deleted += db.execute("DELETE FROM card WHERE issued_at < ?", (cutoff,)).rowcount
+            deleted += db.execute("DELETE FROM feedback WHERE received_at < ?", (cutoff,)).rowcount
+        self._purged_at = time.monotonic()
+        return deleted
 
     def _connection(self) -> sqlite3.Connection:
         if self.path == ":memory:":  # tests: one shared connection
@@ -81,7 +131,7 @@ class FeedbackStore:
                 return self._memory
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(self.path, timeout=10)
+            db = sqlite3.connect(self.path, timeout=storage.BUSY_TIMEOUT_SECONDS)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             self._local.db = db
@@ -92,7 +142,10 @@ class FeedbackStore:
         if not cards:
             return
         now = time.time()
-        with self._connection() as db:
+        self._schema()
+        if time.monotonic() - self._purged_at >= PURGE_SECONDS:
+            self.purge(now)
+        with self._guard(), self._connection() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO card (uuid, service, kind, issued_at) VALUES (?, ?, ?, ?)",
                 [(card.uuid, service, card.kind, now) for card in cards],
@@ -104,9 +157,11 @@ class FeedbackStore:
 
     def record_feedback(self, service: str, items: list[Mapping[str, Any]]) -> tuple[int, int]:
         """Store valid feedback (schema-checked); returns (stored, already stored)."""
-        rows = [self._row(service, item) for item in items]
+        self._schema()
+        with self._guard():
+            rows = [self._row(service, item) for item in items]
         stored = 0
-        with self._connection() as db:
+        with self._guard(), self._connection() as db:
             for row in rows:
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO feedback (service, card, outcome, outcome_timestamp, "
@@ -153,8 +208,12 @@ class FeedbackStore:
 
     def summary(self) -> dict[str, Any]:
         """Acceptance per service and card kind; feedback on cards fhircac has no record of is counted
-        apart (``unattributed``), never dropped."""
-        db = self._connection()
+        apart (``unattributed``), never dropped. Covers the retention period."""
+        self._schema()
+        with self._guard():
+            return self._summary(self._connection())
+
+    def _summary(self, db: sqlite3.Connection) -> dict[str, Any]:
         services: dict[str, Any] = {}
 
         def kind_entry(service: str, kind: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from urllib.parse import urlsplit
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.exceptions import InvalidJTIError
+
+from fhircac import storage
 
 ALGORITHMS = ("ES384", "RS384")  # fixed allowlist; never taken from the token header
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
@@ -200,45 +203,59 @@ class ReplayGuard:
         if self._path != ":memory:":
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = self._connect()
+        self._conn: sqlite3.Connection | None = None
+        with suppress(storage.StorageError):  # the service still starts; calls get 503 meanwhile
+            self._conn = self._connect()
         self._pid = os.getpid()
         self._inserts = 0
         self._purged_at = time.monotonic()
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA busy_timeout = 5000")  # other workers write the same file
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS cds_jwt_seen (iss TEXT NOT NULL, jti TEXT NOT NULL,"
-            " expires REAL NOT NULL, PRIMARY KEY (iss, jti)) WITHOUT ROWID"
-        )
-        conn.execute("CREATE INDEX IF NOT EXISTS cds_jwt_seen_expires ON cds_jwt_seen (expires)")
+        try:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            # other workers write the same file; never wait as long as gunicorn's worker timeout
+            conn.execute(f"PRAGMA busy_timeout = {int(storage.BUSY_TIMEOUT_SECONDS * 1000)}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS cds_jwt_seen (iss TEXT NOT NULL, jti TEXT NOT NULL,"
+                " expires REAL NOT NULL, PRIMARY KEY (iss, jti)) WITHOUT ROWID"
+            )
+            conn.execute("CREATE INDEX IF NOT EXISTS cds_jwt_seen_expires ON cds_jwt_seen (expires)")
+        except sqlite3.Error as error:
+            raise storage.failed(self._path, "the CDS store (FHIRCAC_CDS_DB)", error) from None
         return conn
 
     def first_use(self, iss: str, jti: str, expires: float) -> bool:
-        """Record (iss, jti) until `expires` (epoch seconds); False if it was already recorded."""
+        """Record (iss, jti) until `expires` (epoch seconds); False if it was already recorded.
+        StorageError when the store cannot be used (the caller is not at fault: 503, not 401)."""
         with self._lock:
-            if os.getpid() != self._pid:  # a connection must not cross fork(): open our own
+            if self._conn is None or os.getpid() != self._pid:  # a connection must not cross fork()
                 self._conn = self._connect()
                 self._pid = os.getpid()
-            cursor = self._conn.execute(
-                "INSERT INTO cds_jwt_seen (iss, jti, expires) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                (iss, jti, expires),
-            )
-            if cursor.rowcount != 1:
-                return False
-            self._inserts += 1
-            if self._inserts >= self.PURGE_EVERY or time.monotonic() - self._purged_at >= self.PURGE_SECONDS:
-                self._conn.execute("DELETE FROM cds_jwt_seen WHERE expires < ?", (time.time(),))
-                self._inserts = 0
-                self._purged_at = time.monotonic()
-            return True
+            try:
+                return self._insert(self._conn, iss, jti, expires)
+            except sqlite3.Error as error:
+                raise storage.failed(self._path, "the CDS store (FHIRCAC_CDS_DB)", error) from None
+
+    def _insert(self, conn: sqlite3.Connection, iss: str, jti: str, expires: float) -> bool:
+        cursor = conn.execute(
+            "INSERT INTO cds_jwt_seen (iss, jti, expires) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+            (iss, jti, expires),
+        )
+        if cursor.rowcount != 1:
+            return False
+        self._inserts += 1
+        if self._inserts >= self.PURGE_EVERY or time.monotonic() - self._purged_at >= self.PURGE_SECONDS:
+            conn.execute("DELETE FROM cds_jwt_seen WHERE expires < ?", (time.time(),))
+            self._inserts = 0
+            self._purged_at = time.monotonic()
+        return True
 
     def close(self) -> None:
         with self._lock:
-            self._conn.close()
+            if self._conn is not None:
+                self._conn.close()
 
 
 def _bearer(authorization: str | None) -> str:
@@ -293,7 +310,7 @@ class Verifier:
         """The verified claims; Unauthorized (and nothing else) if the call is not to be trusted."""
         try:
             return self._verify(authorization, audience)
-        except Unauthorized:
+        except (Unauthorized, storage.StorageError):
             raise
         except (jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
             raise Unauthorized(f"malformed token: {exc}") from None

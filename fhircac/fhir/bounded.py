@@ -20,8 +20,11 @@ from __future__ import annotations
 import contextvars
 import io
 import ipaddress
+import math
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -90,6 +93,19 @@ class _Bounds:
 
 
 _BOUNDS: contextvars.ContextVar[_Bounds | None] = contextvars.ContextVar("fhircac_bounds", default=None)
+_WITHIN: contextvars.ContextVar[float | None] = contextvars.ContextVar("fhircac_within", default=None)
+
+
+@contextmanager
+def within(seconds: float) -> Iterator[None]:
+    """Every bounded request made in this block (this thread or greenlet) ends within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    outer = _WITHIN.get()
+    token = _WITHIN.set(deadline if outer is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _WITHIN.reset(token)
 
 
 def _remaining(bounds: _Bounds) -> float:
@@ -122,7 +138,10 @@ class _DeadlineSocket:
             self._sock.settimeout(self._timeout)
             return
         remaining = _remaining(bounds)
-        self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))
+        if not math.isfinite(remaining):
+            self._sock.settimeout(self._timeout)
+        else:
+            self._sock.settimeout(remaining if self._timeout is None else min(self._timeout, remaining))
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         self._arm()
@@ -169,7 +188,8 @@ class _Bounded:
         bounds = _BOUNDS.get()
         if bounds is not None:
             remaining = _remaining(bounds)
-            if not isinstance(self.timeout, int | float) or self.timeout > remaining:
+            finite = math.isfinite(remaining)
+            if finite and (not isinstance(self.timeout, int | float) or self.timeout > remaining):
                 self.timeout = remaining
         sock = super()._new_conn()  # type: ignore[misc]
         if bounds is not None and not bounds.allow_loopback and _loopback(sock.getpeername()[0]):
@@ -209,7 +229,7 @@ class BoundedAdapter(HTTPAdapter):
         self,
         base_url: str,
         *,
-        deadline: float,
+        deadline: float | None,
         max_bytes: int,
         allow_loopback: bool,
         **kwargs: Any,
@@ -237,13 +257,14 @@ class BoundedAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None, **kwargs: Any
     ) -> requests.Response:
         self._check_place(str(request.url))
-        bounds = _Bounds(self.deadline, self.allow_loopback)
-        remaining = self.deadline - time.monotonic()
+        deadline = min(self.deadline or math.inf, _WITHIN.get() or math.inf)
+        bounds = _Bounds(deadline, self.allow_loopback)
+        remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise DeadlinePassed()
-        if isinstance(timeout, tuple):
+        if isinstance(timeout, tuple) and math.isfinite(remaining):
             timeout = tuple(remaining if t is None else min(t, remaining) for t in timeout)
-        else:
+        elif math.isfinite(remaining):
             timeout = remaining if timeout is None else min(timeout, remaining)
         token = _BOUNDS.set(bounds)
         try:
@@ -271,7 +292,7 @@ class BoundedAdapter(HTTPAdapter):
                 chunks.append(chunk)
         except ReadTimeoutError:
             response.close()
-            if time.monotonic() + 0.1 >= self.deadline:  # the socket waited for the deadline
+            if time.monotonic() + 0.1 >= min(self.deadline or math.inf, _WITHIN.get() or math.inf):
                 raise DeadlinePassed() from None
             raise requests.ReadTimeout() from None
         except urllib3.exceptions.HTTPError as error:  # what requests would have turned into its own
@@ -286,13 +307,19 @@ class BoundedAdapter(HTTPAdapter):
 
 
 def confine(
-    session: requests.Session, base_url: str, *, seconds: float, max_bytes: int, allow_loopback: bool
+    session: requests.Session,
+    base_url: str,
+    *,
+    seconds: float | None,
+    max_bytes: int,
+    allow_loopback: bool,
 ) -> None:
-    """Bound every request ``session`` makes from now on: all of them end within ``seconds``."""
+    """Bound every request ``session`` makes from now on: all of them end within ``seconds`` (None:
+    only within the ``within`` block around each call)."""
     current = session.get_adapter(base_url)
     adapter = BoundedAdapter(
         base_url,
-        deadline=time.monotonic() + seconds,
+        deadline=None if seconds is None else time.monotonic() + seconds,
         max_bytes=max_bytes,
         allow_loopback=allow_loopback,
         max_retries=current.max_retries if isinstance(current, HTTPAdapter) else 0,

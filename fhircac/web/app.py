@@ -7,7 +7,7 @@ from datetime import date
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from fhircac import __version__
+from fhircac import __version__, storage
 from fhircac.calc_input import calculate
 from fhircac.clinical.errors import InvalidInput, Problem
 from fhircac.config import Settings
@@ -22,7 +22,22 @@ core = Blueprint("core", __name__)
 
 @core.get("/healthz")
 def healthz() -> Response:
-    return jsonify({"status": "ok", "version": __version__})
+    """Liveness, and whether fhircac's own files can be used (503 when one cannot)."""
+    settings: Settings = current_app.config["FHIRCAC"]
+    problems = {"cds": current_app.extensions["fhircac-cds"].feedback.problem()}
+    if settings.fhir_base_url is not None:  # notifications use the worker's state file
+        found = storage.problem(settings.state_file)
+        problems["state"] = None if found is None else f"FHIRCAC_STATE_FILE {settings.state_file}: {found}"
+    healthy = not any(problems.values())
+    response = jsonify(
+        {
+            "status": "ok" if healthy else "degraded",
+            "version": __version__,
+            "storage": {name: problem or "ok" for name, problem in problems.items()},
+        }
+    )
+    response.status_code = 200 if healthy else 503
+    return response
 
 
 @core.get("/")

@@ -68,7 +68,7 @@ class CdsRuntime:
 def install(app: Flask, settings: Settings) -> None:
     """Register the CDS blueprint, CORS, the feedback store and the JWT verifier (fail fast on a bad
     trusted-clients file: a service that cannot authenticate anyone should not start quietly)."""
-    feedback = FeedbackStore(settings.cds_db)
+    feedback = FeedbackStore(settings.cds_db, settings.cds_retention_days)
     verifier = None
     if settings.cds_auth:
         clients = trusted_clients(settings)

@@ -3,12 +3,14 @@ never a 500 for something the client sent."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from fhircac.clinical.errors import Problem
+from fhircac.storage import StorageError, reason
 
 FHIR_JSON = "application/fhir+json"
 
@@ -47,6 +49,17 @@ def register_error_handlers(app: Flask) -> None:
             status,
             _HTTP_CODES.get(status, "invalid"),
         )
+
+    @app.errorhandler(StorageError)
+    @app.errorhandler(sqlite3.Error)
+    def storage_unusable(error: Exception) -> Response:
+        """fhircac's own files failed (locked, full, damaged): not the caller's fault, and passing."""
+        if isinstance(error, sqlite3.Error):
+            error = StorageError(f"a local store (FHIRCAC_STATE_FILE or FHIRCAC_CDS_DB): {reason(error)}")
+        app.logger.error("storage: %s", error)
+        response = outcome_response([Problem("(storage)", str(error))], 503, "transient")
+        response.headers["Retry-After"] = "30"
+        return response
 
     @app.errorhandler(TimeoutError)
     def slow_body(error: TimeoutError) -> Response:

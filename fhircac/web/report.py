@@ -21,6 +21,7 @@ from fhircac.clinical.errors import Problem
 from fhircac.clinical.policies import get_policy
 from fhircac.config import Settings
 from fhircac.evaluate import parse_json
+from fhircac.fhir import bounded
 from fhircac.fhir.auth import AuthError
 from fhircac.fhir.client import FhirError, client_from_env
 from fhircac.report import links
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 report = Blueprint("report", __name__)
 _lock = threading.Lock()
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+# Reading the patient for the page ends by then (a 503 page, with its headers, rather than a worker
+# timeout), and reads at most this much: the server is fhircac's own, but may be sick.
+READ_SECONDS = 20.0
+READ_MAX_BYTES = 64 * 1_048_576
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
@@ -118,7 +123,11 @@ def _fetcher(app: Flask) -> FetchPatient:
         fetch = app.extensions.get("fhircac-report-fetch")
         if fetch is None:
             settings: Settings = app.config["FHIRCAC"]
-            fetch = from_fhir_server(client_from_env(base_url=settings.fhir_base_url))
+            client = client_from_env(base_url=settings.fhir_base_url)
+            bounded.confine(
+                client.session, client.base_url, seconds=None, max_bytes=READ_MAX_BYTES, allow_loopback=True
+            )
+            fetch = from_fhir_server(client)
             app.extensions["fhircac-report-fetch"] = fetch
         return fetch
 
@@ -146,7 +155,9 @@ def from_server(patient_id: str) -> Response:
     today = datetime.now(UTC).date()
     try:
         fetch = _fetcher(current_app._get_current_object())  # type: ignore[attr-defined]
-        return _page(fetched(fetch, patient_id, get_policy(settings.policy), today))
+        with bounded.within(READ_SECONDS):
+            data = fetched(fetch, patient_id, get_policy(settings.policy), today)
+        return _page(data)
     except ReportRefused as refusal:
         return _refused(refusal)
     except AuthError as error:

@@ -36,6 +36,7 @@ from fhircac.cdshooks.security import (
     Verifier,
     load_clients,
 )
+from fhircac.storage import StorageError
 
 ISS = "https://ehr.example"
 OTHER_ISS = "https://other-ehr.example"
@@ -606,11 +607,14 @@ def test_authorization_header_variants(verifier: Verifier, authorization: str | 
     assert expected in refused(verifier, authorization)
 
 
-def test_only_unauthorized_escapes(
+def test_a_store_fault_is_a_storage_error_never_a_pass_nor_a_401(
     verifier: Verifier, replay: ReplayGuard, keys: dict[str, PrivateKey]
 ) -> None:
-    replay.close()  # the store fails: refuse (fail closed), do not crash the request
-    assert "internal error" in refused(verifier, bearer(sign(keys["ec"])))
+    """Review finding 9: a full disk turned every CDS call into a 401 (the caller blamed). It fails
+    closed still, as StorageError, which the web layer answers 503 with the reason."""
+    replay.close()
+    with pytest.raises(StorageError, match="FHIRCAC_CDS_DB"):
+        verifier.verify(bearer(sign(keys["ec"])), AUD)
 
 
 def test_reason_is_a_single_bounded_line(verifier: Verifier, keys: dict[str, PrivateKey]) -> None:
