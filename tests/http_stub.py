@@ -4,6 +4,7 @@ checks bearer tokens, records what it was sent, and can misbehave (trickle, send
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -113,3 +114,26 @@ def stub_server() -> Iterator[Stub]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+class BlackHole:
+    """A JWKS host that accepts connections and never answers (a firewall drop looks the same)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/jwks.json"
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.accepted.append(self.listener.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.listener.close()
+        for conn in self.accepted:
+            conn.close()

@@ -37,6 +37,7 @@ from fhircac.cdshooks.security import (
     load_clients,
 )
 from fhircac.storage import StorageError
+from tests.http_stub import BlackHole
 
 ISS = "https://ehr.example"
 OTHER_ISS = "https://other-ehr.example"
@@ -725,29 +726,6 @@ def test_load_clients_refuses_bad_files(tmp_path: Path, content: str | None, exp
         load_clients(path)
     assert str(path) in str(info.value)
     assert expected in str(info.value)
-
-
-class BlackHole:
-    """A JWKS host that accepts connections and never answers (a firewall drop looks the same)."""
-
-    def __init__(self) -> None:
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/jwks.json"
-        self.accepted: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.accepted.append(self.listener.accept()[0])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.listener.close()
-        for conn in self.accepted:
-            conn.close()
 
 
 def test_an_unreachable_jwks_host_is_backed_off_per_issuer(
