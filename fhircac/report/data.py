@@ -1,7 +1,10 @@
 """Where a report's data comes from: the one place the report page reads patient data.
 
-``from_fhir_server`` reads the configured FHIR server with fhircac's own credentials. A SMART on
-FHIR launch needs only another ``FetchPatient``: the same searches with the launch's access token.
+``from_fhir_server`` reads the configured FHIR server with fhircac's own credentials, which is why
+a signed link (``fhircac.report.links.Grant``: patient, server, CDS client) must first show that the
+caller read this patient there with its own token. A SMART on FHIR launch needs only another
+``FetchPatient``: the same searches with the launch's access token, whose scope is then the access
+check itself.
 """
 
 from __future__ import annotations
