@@ -226,6 +226,8 @@ def _server_problem(server: str) -> str | None:
         return f"not a usable URL ({error})"
     if not parts.hostname:
         return "not a usable URL (no host)"
+    if "@" in parts.netloc:  # requests would send it as Basic auth, to wherever the URL points
+        return "must not carry credentials (user@host); the token belongs in fhirAuthorization"
     loopback = is_loopback(server)
     if loopback and not _settings().cds_allow_loopback:
         return "a loopback address is not allowed (FHIRCAC_CDS_ALLOW_LOOPBACK, for tests)"

@@ -110,6 +110,8 @@ def test_a_loopback_fhir_server_needs_the_setting(tmp_path: Path) -> None:
             other = ehr.base_url.replace("127.0.0.1", host)
             body = view_call(ehr, fhirServer=other)
             assert app(tmp_path, cds_allow_loopback=False).post(VIEW, json=body).status_code == 400, host
+        userinfo = view_call(ehr, fhirServer=ehr.base_url.replace("//", "//admin:pw@"))
+        assert app(tmp_path).post(VIEW, json=userinfo).status_code == 400
         allowed = app(tmp_path).post(VIEW, json=view_call(ehr))
         assert ehr.paths() == ["/fhir/Patient/p1"]  # only the allowed call reached it
     assert refused.status_code == 400 and "FHIRCAC_CDS_ALLOW_LOOPBACK" in diagnostics(refused)
