@@ -739,7 +739,8 @@ def test_an_unreachable_jwks_host_is_backed_off_per_issuer(
             {"iss": URL_ISS, "jwks_url": hole.url},
             {"iss": ISS, "jwks": {"keys": [public_jwk(keys["ec"], "ec-1")]}},
         ]
-        verifier = Verifier(load_clients(write_clients(tmp_path, entries)), replay, fetch_timeout=3.0)
+        # the hung fetch lasts 8 s: ample time for the other client's call, even on a loaded machine
+        verifier = Verifier(load_clients(write_clients(tmp_path, entries)), replay, fetch_timeout=8.0)
         forged = bearer(sign(keys["ec-other"], claims(iss=URL_ISS), kid="any"))
         stuck: list[str] = []
         attacker = threading.Thread(target=lambda: stuck.append(refused(verifier, forged)))
