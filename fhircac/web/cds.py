@@ -239,9 +239,8 @@ def _server_problem(server: str) -> str | None:
 def _answer(service: Service, body: dict[str, Any], caller: Claims | None) -> Response:
     started = time.perf_counter()
     clients: list[FhirClient] = []
-    seconds = 2 * _settings().cds_fetch_timeout
-    deadline = time.monotonic() + seconds
-    client = _fhir_client_maker(body, clients, seconds)
+    deadline = time.monotonic() + 2 * _settings().cds_fetch_timeout
+    client = _fhir_client_maker(body, clients, deadline)
     try:
         answer = call(service, body, _situation(body, caller, client), client, deadline)
     except PrefetchUnavailable as missing:
@@ -264,11 +263,11 @@ def _answer(service: Service, body: dict[str, Any], caller: Claims | None) -> Re
 
 
 def _fhir_client_maker(
-    body: dict[str, Any], made: list[FhirClient], seconds: float
+    body: dict[str, Any], made: list[FhirClient], deadline: float
 ) -> Callable[[], FhirClient | None]:
     """The EHR's FHIR server, made on first need; the access token is used for this call only.
-    Every request to it ends within the call's ``seconds``, reads a bounded answer and stays under
-    ``fhirServer`` (fhircac.fhir.bounded)."""
+    Every request to it ends by the call's ``deadline`` (time.monotonic), reads a bounded answer and
+    stays under ``fhirServer`` (fhircac.fhir.bounded)."""
 
     def client() -> FhirClient | None:
         if made:
@@ -285,7 +284,7 @@ def _fhir_client_maker(
         bounded.confine(
             fhir.session,
             server,
-            seconds=seconds,
+            seconds=max(0.0, deadline - time.monotonic()),
             max_bytes=settings.cds_fetch_max_bytes,
             allow_loopback=settings.cds_allow_loopback,
         )
