@@ -35,3 +35,10 @@ class BoundedGeventWorker(GeventWorker):  # type: ignore[misc]
         client.setblocking(1)
         client.settimeout(self.client_timeout)  # each read and write of this connection (body too)
         AsyncWorker.handle(self, listener, client, addr)
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> None:
+        super().handle_request(listener_name, req, sock, addr)
+        # Let every other connection have its turn before this one's next request: a fast client's
+        # next request is often already there, and reading it does not yield, so one kept-alive
+        # connection could be served again and again while the others wait (seconds, measured).
+        gevent.sleep(0)
