@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logging()
     if args.command == "calc":
         return _calc(args)
     if args.command == "evaluate":
@@ -124,6 +125,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return serve(host=args.host, port=args.port)
     return EXIT_INTERNAL  # pragma: no cover - argparse enforces the choices
+
+
+def _configure_logging() -> None:
+    """fhircac's one log format (fhircac.logs) on stderr; output stays alone on stdout. A broken
+    setting is reported by the command that reads it, so the defaults serve until then."""
+    from fhircac import logs
+    from fhircac.config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
 
 
 def _calc(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ class Settings:
     policy: str = DEFAULT_POLICY.id.value
     max_body_bytes: int = 1_048_576
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one object a line (fhircac.logs)
     # FHIR server write-back, polling and subscriptions (client auth: fhircac.fhir.client.client_from_env)
     fhir_base_url: str | None = None
     poll_servers: tuple[str, ...] = ()  # default: fhir_base_url
@@ -69,7 +70,8 @@ class Settings:
             workers=integer("FHIRCAC_WORKERS", defaults.workers, 1, 64),
             policy=policy,
             max_body_bytes=integer("FHIRCAC_MAX_BODY_BYTES", defaults.max_body_bytes, 1024, 64 * 1_048_576),
-            log_level=(env.get("FHIRCAC_LOG_LEVEL") or defaults.log_level).lower(),
+            log_level=_choice(env, "FHIRCAC_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
+            log_format=_choice(env, "FHIRCAC_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             fhir_base_url=(env.get("FHIRCAC_FHIR_BASE_URL") or "").rstrip("/") or None,
             poll_servers=tuple(
                 url.strip().rstrip("/")
@@ -123,6 +125,19 @@ def _secret(env: dict[str, str], name: str) -> str | None:
         return None
     if len(raw) < MIN_SECRET_LENGTH:
         raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters (use a random secret)")
+    return raw
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+
+
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r}: use one of {', '.join(choices)}")
     return raw
 
 

@@ -141,10 +141,11 @@ def _refused() -> Response | None:
     verifier = _runtime().verifier
     if verifier is None:
         return None
+    audience = _base_url() + request.path
     try:
-        verifier.verify(request.headers.get("Authorization"), _base_url() + request.path)
-    except Unauthorized as refusal:
-        log.info("CDS call to %s refused: %s", request.path, refusal.reason)
+        verifier.verify(request.headers.get("Authorization"), audience)
+    except Unauthorized as refusal:  # the reason (never the token) for the operator, nothing for the caller
+        log.info("CDS call refused: %s (this endpoint's aud: %s)", refusal.reason, audience)
         return _unauthorized()
     return None
 

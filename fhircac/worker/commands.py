@@ -126,9 +126,6 @@ def _writeback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _poll(args: argparse.Namespace, settings: Settings) -> int:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     servers = tuple(args.servers or settings.servers())
     if not servers:
         raise ConfigError(

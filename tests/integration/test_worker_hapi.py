@@ -29,7 +29,7 @@ from fhircac.fhir import codes
 from fhircac.fhir.client import FhirClient
 from fhircac.worker.state import State
 from tests import fhir_builders as fb
-from tests.integration.conftest import fhircac_service
+from tests.integration.conftest import fhircac_log, fhircac_service
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,7 +242,7 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 def _start_poller(env: dict[str, str], state: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "fhircac", "poll", "--state", str(state), "--interval", "0.5", *extra]
-    return processes.start(argv, log, env=env)
+    return processes.start(argv, fhircac_log(log, env), env=env)
 
 
 def test_sigkill_mid_batch_then_restart_gives_exactly_one_assessment_each(
