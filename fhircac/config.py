@@ -13,6 +13,9 @@ class ConfigError(ValueError):
     pass
 
 
+DEFAULT_DATA_DIR = ".fhircac"  # relative to the working directory
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -25,7 +28,9 @@ class Settings:
     # FHIR server write-back, polling and subscriptions (client auth: fhircac.fhir.client.client_from_env)
     fhir_base_url: str | None = None
     poll_servers: tuple[str, ...] = ()  # default: fhir_base_url
-    state_file: str = ".fhircac/state.sqlite"
+    # the writable folder every SQLite file lives in unless named on its own (the image: /var/lib/fhircac)
+    data_dir: str = DEFAULT_DATA_DIR
+    state_file: str = f"{DEFAULT_DATA_DIR}/state.sqlite"
     poll_interval: int = 30
     # shared secret HAPI sends back in the notification's Authorization header
     hook_token: str | None = field(default=None, repr=False)
@@ -33,7 +38,7 @@ class Settings:
     # CDS Hooks (fhircac.cdshooks)
     cds_clients_file: str | None = None  # trusted CDS clients: {"clients": [{"iss", "jwks" | "jwks_url"}]}
     cds_auth: bool = True  # off only for local development: every call is then trusted
-    cds_db: str = ".fhircac/cds.sqlite"  # feedback, issued cards and seen JWT ids
+    cds_db: str = f"{DEFAULT_DATA_DIR}/cds.sqlite"  # feedback, issued cards and seen JWT ids
     public_base_url: str | None = None  # the URL EHRs call (JWT aud, links); default: the request's own
     cors_origins: tuple[str, ...] = ("*",)
     cds_fetch_timeout: int = 5  # seconds per request to the EHR's FHIR server for missing prefetch
@@ -59,6 +64,7 @@ class Settings:
                 raise ConfigError(f"{name}={value} is outside {low}-{high}")
             return value
 
+        data_dir = (env.get("FHIRCAC_DATA_DIR") or "").strip() or defaults.data_dir
         policy = env.get("FHIRCAC_POLICY") or defaults.policy
         try:
             get_policy(policy)
@@ -78,13 +84,14 @@ class Settings:
                 for url in (env.get("FHIRCAC_POLL_SERVERS") or "").split(",")
                 if url.strip()
             ),
-            state_file=env.get("FHIRCAC_STATE_FILE") or defaults.state_file,
+            data_dir=data_dir,
+            state_file=env.get("FHIRCAC_STATE_FILE") or os.path.join(data_dir, "state.sqlite"),
             poll_interval=integer("FHIRCAC_POLL_INTERVAL", defaults.poll_interval, 1, 86_400),
             hook_token=env.get("FHIRCAC_HOOK_TOKEN") or None,
             hook_auth=_switch(env, "FHIRCAC_HOOK_AUTH", True),
             cds_clients_file=env.get("FHIRCAC_CDS_CLIENTS") or None,
             cds_auth=_switch(env, "FHIRCAC_CDS_AUTH", True),
-            cds_db=env.get("FHIRCAC_CDS_DB") or defaults.cds_db,
+            cds_db=env.get("FHIRCAC_CDS_DB") or os.path.join(data_dir, "cds.sqlite"),
             public_base_url=_base_url(env, "FHIRCAC_PUBLIC_BASE_URL"),
             cors_origins=tuple(
                 origin.strip().rstrip("/")
@@ -98,6 +105,10 @@ class Settings:
                 "FHIRCAC_REPORT_LINK_SECONDS", defaults.report_link_seconds, 60, 86_400
             ),
         )
+
+    def data_files(self) -> tuple[str, ...]:
+        """Every SQLite file the service writes (each in FHIRCAC_DATA_DIR unless set on its own)."""
+        return (self.cds_db, self.state_file)
 
     def servers(self) -> tuple[str, ...]:
         """The servers to poll: ``FHIRCAC_POLL_SERVERS``, else ``FHIRCAC_FHIR_BASE_URL``."""
