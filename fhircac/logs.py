@@ -56,13 +56,29 @@ class Formatter(logging.Formatter):
         return f"{text}\n{trace}" if trace else text
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Whatever ``sys.stderr`` is when a line is written (as logging's last-resort handler does),
+    so a redirected or captured stderr never leaves the handler writing to a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
 def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
     """Send every logger's records through one stderr handler with fhircac's format (again: the
     handler is replaced, not added, so gunicorn's re-setup on HUP does not double lines)."""
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(Formatter(fmt))
     root.addHandler(handler)

@@ -405,3 +405,14 @@ def test_switching_policy_away_and_back_leaves_exactly_one_active_plan(
     result = json.loads(run.stdout)
     assert result["reactivated"] and result["superseded"] and result["created"] == []
     assert len(care_plans(fhir, patient)) == 2
+
+
+def test_subscribe_without_a_hook_token_registers_nothing(
+    hapi: HapiServer, fhir: FhirClient, prefix: str
+) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}/fhir-hook-{prefix}"
+    refused = fhircac("subscribe", "--endpoint", endpoint, env=_env(hapi.base_url))
+    assert refused.returncode == 2 and "FHIRCAC_HOOK_TOKEN" in refused.stderr, refused.stderr
+    found = fhir.session.get(f"{hapi.base_url}/Subscription", params={"_count": 200}, timeout=30).json()
+    endpoints = [entry["resource"]["channel"].get("endpoint") for entry in found.get("entry", [])]
+    assert endpoint not in endpoints
