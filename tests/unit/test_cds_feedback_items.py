@@ -113,3 +113,31 @@ def test_a_store_made_before_items_were_distinct_is_migrated_with_its_rows(tmp_p
     commented = {**item, "overrideReason": {"userComment": "x"}}
     assert send(client, commented) == {"stored": 1, "already_stored": 0}
     assert client.get("/cds-feedback/summary").get_json()["unattributed_feedback"] == 2
+
+
+def test_feedback_diagnostics_say_what_is_wrong_without_dumping_the_item(client: Any) -> None:
+    card = cards(client)["lpa-once"]
+    suggestion = [{"id": card["suggestions"][0]["uuid"]}]
+    both = {**override(card, comment="x"), "acceptedSuggestions": suggestion}
+    answer = client.post(f"{VIEW}/feedback", json={"feedback": [both]})
+    assert answer.status_code == 400
+    (issue,) = answer.get_json()["issue"]
+    assert "acceptedSuggestions is not allowed with outcome 'overridden'" in issue["diagnostics"]
+    assert card["uuid"] not in issue["diagnostics"]
+    empty = {**override(card), "overrideReason": {"x": 1}}
+    answer = client.post(f"{VIEW}/feedback", json={"feedback": [empty]})
+    assert "give reason, or userComment, or code and system" in answer.get_json()["issue"][0]["diagnostics"]
+
+
+def test_an_acceptance_may_carry_a_comment(client: Any) -> None:
+    """The spec's invariants do not forbid it; the card still counts as accepted."""
+    card = cards(client)["lpa-once"]
+    item = {
+        "card": card["uuid"],
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
+        "overrideReason": {"userComment": "ordered for next week"},
+        "outcomeTimestamp": AT,
+    }
+    assert send(client, item) == {"stored": 1, "already_stored": 0}
+    assert kinds(client)["lpa-once"]["accepted"] == 1
