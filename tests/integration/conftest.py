@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -92,7 +94,14 @@ def fhircac_service(
     Started in a process group of its own and stopped with it, whatever happens (``processes``)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "FHIRCAC_WORKERS": "2", "FHIRCAC_PUBLIC_BASE_URL": base_url, **settings}
+    data_dir = tempfile.mkdtemp(prefix="fhircac-data-")  # nothing carries over between runs
+    env = {
+        **os.environ,
+        "FHIRCAC_WORKERS": "2",
+        "FHIRCAC_PUBLIC_BASE_URL": base_url,
+        "FHIRCAC_DATA_DIR": data_dir,
+        **settings,
+    }
     command = argv or [sys.executable, "-m", "fhircac", "serve"]
     log_path.unlink(missing_ok=True)
     fhircac_log(log_path, env)
@@ -109,4 +118,6 @@ def fhircac_service(
             yield base_url
     except processes.ProcessError as error:
         pytest.fail(str(error))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
     assert "Traceback" not in log_path.read_text()

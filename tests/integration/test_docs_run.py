@@ -44,9 +44,8 @@ def docs_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
         with fhircac_service(settings, ROOT / ".artifacts" / "docs-service.log") as base_url:
             work = folder / "repo"  # the repository root, so files the docs write land here
             work.mkdir()
-            for entry in ROOT.iterdir():
-                if entry.name not in (".git", ".artifacts"):
-                    (work / entry.name).symlink_to(entry)
+            for name in tracked_top_level() | {".venv"}:  # not local state (.fhircac) or outputs
+                (work / name).symlink_to(ROOT / name)
             venv_bin = str(ROOT / ".venv" / "bin")
             path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != venv_bin)
             env = {
@@ -57,6 +56,11 @@ def docs_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, d
                 "HAPI_URL": hapi.base_url,
             }
             yield work, env
+
+
+def tracked_top_level() -> set[str]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True)
+    return {line.split("/", 1)[0] for line in listed.stdout.splitlines() if (ROOT / line).exists()}
 
 
 def test_the_docs_have_runnable_blocks_in_every_place_a_reader_starts() -> None:
