@@ -82,6 +82,15 @@ def schema_problems(data: object) -> list[Problem]:
             for key in sorted(set(data) - set(known)):
                 problems.append(Problem(key, "is not a known input"))
             continue
+        if error.validator == "required" and isinstance(error.instance, dict):
+            for key in error.validator_value:
+                if key not in error.instance:
+                    problems.append(Problem(key, "is required"))
+            continue
+        if error.validator == "enum":  # JSON spelling (true, null), never Python's (True, None)
+            choices = ", ".join(json.dumps(choice) for choice in error.validator_value)
+            problems.append(Problem(where, f"{json.dumps(error.instance)} is not one of {choices}"))
+            continue
         problems.append(Problem(where, error.message))
     return problems
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
@@ -111,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _configure_logging()
     if args.command == "calc":
         return _calc(args)
     if args.command == "evaluate":
@@ -138,6 +140,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_INTERNAL  # pragma: no cover - argparse enforces the choices
 
 
+def _configure_logging() -> None:
+    """fhircac's one log format (fhircac.logs) on stderr; output stays alone on stdout. A broken
+    setting is reported by the command that reads it, so the defaults serve until then."""
+    from fhircac import logs
+    from fhircac.config import ConfigError, Settings
+
+    try:
+        settings = Settings.from_env()
+    except ConfigError:
+        settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+
+
 def _calc(args: argparse.Namespace) -> int:
     from fhircac.calc_input import calculate
     from fhircac.clinical.errors import InvalidInput
@@ -163,11 +178,19 @@ def _calc(args: argparse.Namespace) -> int:
         for flag, _ in _VALUE_FLAGS + _BOOLEAN_FLAGS
         if getattr(args, _key(flag)) is not None
     }
+    wrong = [
+        f"fhircac calc: {flag}: {getattr(args, _key(flag))!r}: use yes, no or unknown"
+        for flag, _ in _BOOLEAN_FLAGS
+        if getattr(args, _key(flag)) is not None and getattr(args, _key(flag)).lower() not in _BOOLEAN_VALUES
+    ]
+    if wrong:
+        print("\n".join(wrong), file=sys.stderr)
+        return EXIT_BAD_INPUT
     try:
         summary = calculate(data, date.today())
     except InvalidInput as error:
         for problem in error.problems:
-            print(f"fhircac calc: {_flag_name(problem.field)}: {problem.message}", file=sys.stderr)
+            print(f"fhircac calc: {_flag_problem(problem.field, problem.message)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     json.dump(summary, sys.stdout, indent=2, ensure_ascii=False)
     sys.stdout.write("\n")
@@ -249,10 +272,35 @@ def _write_atomically(path: str, text: str) -> None:
         raise
 
 
+_FLAG_KEYS = {_key(flag): flag for flag, _ in _VALUE_FLAGS + _BOOLEAN_FLAGS}
+_BOOLEAN_VALUES = ("yes", "no", "unknown", "true", "false")
+# the core names the current scan's details under "cac" (cac.vessels); the flags are their own
+_SCAN_DETAILS = {"cac.vessels": "--vessels", "cac.date": "--date", "cac.percentile": "--percentile"}
+
+
 def _flag_name(field: str) -> str:
+    """The flag the user typed for a problem's field (``cac.vessels`` → ``--vessels``)."""
+    if field in _SCAN_DETAILS:
+        return _SCAN_DETAILS[field]
     head, _, rest = field.partition(".")
-    flag = "--" + head.replace("_", "-") if head.isidentifier() else head
+    flag = _FLAG_KEYS.get(head, "--" + head.replace("_", "-") if head.isidentifier() else head)
     return flag + ("." + rest if rest else "")
+
+
+def _flag_problem(field: str, message: str) -> str:
+    """A problem in the command line's words: the flag typed, flags for input keys in the message,
+    and the flag that fixes it where one does."""
+    flag = _flag_name(field)
+    message = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda m: _FLAG_KEYS.get(m.group(0), m.group(0)), message)
+    if message == "is required":
+        return f"{flag} is required"
+    if "after the assessment date" in message:
+        message += " (--as-of sets the assessment date; default: today)"
+    elif field == "lpa" and "needs its unit" in message:
+        message = (
+            "Lp(a) needs its unit (mg/dL or nmol/L): add --lpa-unit, or write it inline (--lpa '50 mg/dL')"
+        )
+    return f"{flag}: {message}"
 
 
 def run_batch(lines: Iterable[str], out: IO[str], err: IO[str]) -> int:

@@ -13,6 +13,9 @@ class ConfigError(ValueError):
     pass
 
 
+DEFAULT_DATA_DIR = ".fhircac"  # relative to the working directory
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -21,11 +24,14 @@ class Settings:
     policy: str = DEFAULT_POLICY.id.value
     max_body_bytes: int = 1_048_576
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one object a line (fhircac.logs)
     client_timeout: int = 10  # seconds for a request head, and between two reads of a body (worker.py)
     # FHIR server write-back, polling and subscriptions (client auth: fhircac.fhir.client.client_from_env)
     fhir_base_url: str | None = None
     poll_servers: tuple[str, ...] = ()  # default: fhir_base_url
-    state_file: str = ".fhircac/state.sqlite"
+    # the writable folder every SQLite file lives in unless named on its own (the image: /var/lib/fhircac)
+    data_dir: str = DEFAULT_DATA_DIR
+    state_file: str = f"{DEFAULT_DATA_DIR}/state.sqlite"
     poll_interval: int = 30
     # shared secret HAPI sends back in the notification's Authorization header
     hook_token: str | None = field(default=None, repr=False)
@@ -33,7 +39,7 @@ class Settings:
     # CDS Hooks (fhircac.cdshooks)
     cds_clients_file: str | None = None  # trusted CDS clients: {"clients": [{"iss", "jwks" | "jwks_url"}]}
     cds_auth: bool = True  # off only for local development: every call is then trusted
-    cds_db: str = ".fhircac/cds.sqlite"  # feedback, issued cards and seen JWT ids
+    cds_db: str = f"{DEFAULT_DATA_DIR}/cds.sqlite"  # feedback, issued cards and seen JWT ids
     public_base_url: str | None = None  # the URL EHRs call (JWT aud, links); default: the request's own
     cors_origins: tuple[str, ...] = ("*",)
     cds_fetch_timeout: int = 5  # seconds per request to the EHR's FHIR server for missing prefetch
@@ -62,6 +68,7 @@ class Settings:
                 raise ConfigError(f"{name}={value} is outside {low}-{high}")
             return value
 
+        data_dir = (env.get("FHIRCAC_DATA_DIR") or "").strip() or defaults.data_dir
         policy = env.get("FHIRCAC_POLICY") or defaults.policy
         try:
             get_policy(policy)
@@ -73,7 +80,8 @@ class Settings:
             workers=integer("FHIRCAC_WORKERS", defaults.workers, 1, 64),
             policy=policy,
             max_body_bytes=integer("FHIRCAC_MAX_BODY_BYTES", defaults.max_body_bytes, 1024, 64 * 1_048_576),
-            log_level=(env.get("FHIRCAC_LOG_LEVEL") or defaults.log_level).lower(),
+            log_level=_choice(env, "FHIRCAC_LOG_LEVEL", defaults.log_level, LOG_LEVELS),
+            log_format=_choice(env, "FHIRCAC_LOG_FORMAT", defaults.log_format, LOG_FORMATS),
             client_timeout=integer("FHIRCAC_CLIENT_TIMEOUT", defaults.client_timeout, 1, 300),
             fhir_base_url=(env.get("FHIRCAC_FHIR_BASE_URL") or "").rstrip("/") or None,
             poll_servers=tuple(
@@ -81,13 +89,14 @@ class Settings:
                 for url in (env.get("FHIRCAC_POLL_SERVERS") or "").split(",")
                 if url.strip()
             ),
-            state_file=env.get("FHIRCAC_STATE_FILE") or defaults.state_file,
+            data_dir=data_dir,
+            state_file=env.get("FHIRCAC_STATE_FILE") or os.path.join(data_dir, "state.sqlite"),
             poll_interval=integer("FHIRCAC_POLL_INTERVAL", defaults.poll_interval, 1, 86_400),
             hook_token=env.get("FHIRCAC_HOOK_TOKEN") or None,
             hook_auth=_switch(env, "FHIRCAC_HOOK_AUTH", True),
             cds_clients_file=env.get("FHIRCAC_CDS_CLIENTS") or None,
             cds_auth=_switch(env, "FHIRCAC_CDS_AUTH", True),
-            cds_db=env.get("FHIRCAC_CDS_DB") or defaults.cds_db,
+            cds_db=env.get("FHIRCAC_CDS_DB") or os.path.join(data_dir, "cds.sqlite"),
             public_base_url=_base_url(env, "FHIRCAC_PUBLIC_BASE_URL"),
             cors_origins=tuple(
                 origin.strip().rstrip("/")
@@ -106,6 +115,10 @@ class Settings:
                 "FHIRCAC_REPORT_LINK_SECONDS", defaults.report_link_seconds, 60, 86_400
             ),
         )
+
+    def data_files(self) -> tuple[str, ...]:
+        """Every SQLite file the service writes (each in FHIRCAC_DATA_DIR unless set on its own)."""
+        return (self.cds_db, self.state_file)
 
     def servers(self) -> tuple[str, ...]:
         """The servers to poll: ``FHIRCAC_POLL_SERVERS``, else ``FHIRCAC_FHIR_BASE_URL``."""
@@ -133,6 +146,19 @@ def _secret(env: dict[str, str], name: str) -> str | None:
         return None
     if len(raw) < MIN_SECRET_LENGTH:
         raise ConfigError(f"{name} must be at least {MIN_SECRET_LENGTH} characters (use a random secret)")
+    return raw
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
+
+
+def _choice(env: dict[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in choices:
+        raise ConfigError(f"{name}={raw!r}: use one of {', '.join(choices)}")
     return raw
 
 

@@ -883,24 +883,34 @@ them and so reads as "unknown".
 README_TAIL = """
 ## Load one into a FHIR server
 
+`FHIR` is the server's base URL: the test server of `docs/fhir-server.md`
+(`make hapi`, then `.venv/bin/python tools/hapi_server.py run --port 8090`) is
+`http://127.0.0.1:8090/fhir`; fhircac's own port, 8080, has no FHIR API.
+
+<!-- runnable -->
 ```sh
-curl -X POST -H 'Content-Type: application/fhir+json' \\
-     --data @examples/01-cac-zero-low-risk.json http://127.0.0.1:8080/fhir
+FHIR=${HAPI_URL:-http://127.0.0.1:8090/fhir}
+curl -sS --fail-with-body -X POST -H 'Content-Type: application/fhir+json' \\
+     --data @examples/01-cac-zero-low-risk.json "$FHIR"
 ```
 
 The server answers with a `transaction-response` Bundle (`201 Created` the first time, `200 OK`
 on a reload). HAPI FHIR's default `client_id_strategy` (`ALPHANUMERIC`) accepts these ids. To load
 them all:
 
+<!-- runnable -->
 ```sh
+FHIR=${HAPI_URL:-http://127.0.0.1:8090/fhir}
 for f in examples/[0-9][0-9]-*.json; do
-  curl -fsS -X POST -H 'Content-Type: application/fhir+json' --data @"$f" \\
-       http://127.0.0.1:8080/fhir >/dev/null || echo "failed: $f"
+  curl -sS --fail-with-body -o /dev/null -X POST -H 'Content-Type: application/fhir+json' \\
+       --data @"$f" "$FHIR"
+  echo "loaded $f"
 done
 ```
 
 ## Replay against the service
 
+<!-- runnable -->
 ```sh
 .venv/bin/fhircac evaluate examples/01-cac-zero-low-risk.json --format summary --as-of 2026-11-01
 ```

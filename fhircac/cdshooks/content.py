@@ -350,10 +350,14 @@ def aspirin_card(review: AspirinReview, situation: Situation, missing: Mapping[s
     )
 
 
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
 def _remove_draft(order: Mapping[str, Any], label: str, what: str) -> dict[str, Any]:
-    """A suggestion to delete the draft, when the draft has an id to name it by."""
+    """A suggestion to delete the draft, when the draft has a FHIR id to name it by (an EHR that
+    sends another kind of id gets the card without the suggestion, not a refused call)."""
     resource_type, resource_id = order.get("resourceType"), order.get("id")
-    if not isinstance(resource_id, str) or not resource_id:
+    if not isinstance(resource_id, str) or not _FHIR_ID.fullmatch(resource_id):
         return {}
     action = Action("delete", f"Remove the draft {what} order", resource_id=f"{resource_type}/{resource_id}")
     return {

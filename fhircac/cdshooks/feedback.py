@@ -3,7 +3,14 @@
 Feedback names a card only by its uuid, so every card fhircac sends is recorded with its kind
 (``cac-summary``, ``scan-order-too-soon`` …) and its suggestions' kinds; that is what makes an
 acceptance rate per card type possible. No patient data is stored: uuids, kinds, outcomes, times,
-override codes and the clinician's comment. Storing the same feedback twice keeps one row.
+override codes and the clinician's comment.
+
+Every distinct feedback item is kept: the same item sent twice is one row, but items that differ
+in anything, the override reason or the comment included, are two (a client reports each
+interaction). The summary counts cards, not items: a card is *accepted* when any of its
+suggestions was accepted (a dismissal after that, as the CDS Hooks sandbox sends when the card is
+closed, does not undo it), else *overridden* when it was overridden, with the reason of its last
+override.
 
 Cards, their suggestions and feedback are kept ``retention_days`` (FHIRCAC_CDS_RETENTION_DAYS),
 then deleted, so the file does not grow forever. A file that cannot be used raises StorageError.
@@ -19,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,13 +66,35 @@ CREATE TABLE IF NOT EXISTS feedback (
     override_system TEXT,
     override_code TEXT,
     user_comment TEXT,
-    received_at REAL NOT NULL,
-    UNIQUE (service, card, outcome, outcome_timestamp, accepted_suggestions)
+    received_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS feedback_item ON feedback (
+    service, card, outcome, outcome_timestamp, accepted_suggestions,
+    IFNULL(override_system, ''), IFNULL(override_code, ''), IFNULL(user_comment, '')
 );
 CREATE INDEX IF NOT EXISTS card_issued_at ON card (issued_at);
 CREATE INDEX IF NOT EXISTS suggestion_card ON suggestion (card);
 CREATE INDEX IF NOT EXISTS feedback_received_at ON feedback (received_at);
 """
+# Before every distinct item was kept, the table itself made (card, outcome, time, suggestions)
+# unique: such a file is rebuilt once, keeping its rows.
+_OLD_KEY = "UNIQUE (service, card, outcome, outcome_timestamp, accepted_suggestions)"
+_FEEDBACK_COLUMNS = (
+    "id, service, card, outcome, outcome_timestamp, accepted_suggestions, override_system, "
+    "override_code, user_comment, received_at"
+)
+
+
+@dataclass
+class _CardOutcome:
+    """What the feedback on one card adds up to (the summary's unit)."""
+
+    kind: str
+    accepted: bool = False
+    overridden: bool = False
+    override_code: str | None = None  # of the last override
+    items: int = 0
+    suggestions: dict[str, str] = field(default_factory=dict)  # accepted suggestion uuid -> kind
 
 
 class FeedbackRefused(ValueError):
@@ -97,9 +127,31 @@ class FeedbackStore:
     def _schema(self) -> None:
         if self._ready:
             return
-        with self._guard(), self._connection() as db:
-            db.executescript(_SCHEMA)
+        with self._guard():
+            self._migrate(self._connection())
         self._ready = True
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        db.execute("BEGIN IMMEDIATE")  # the workers start together: one of them migrates
+        try:
+            table = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'feedback'")
+            old = table.fetchone()
+            if old is not None and _OLD_KEY in old[0]:
+                db.execute("ALTER TABLE feedback RENAME TO feedback_before_items")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            if old is not None and _OLD_KEY in old[0]:
+                db.execute(
+                    f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) "
+                    f"SELECT {_FEEDBACK_COLUMNS} FROM feedback_before_items"
+                )
+                db.execute("DROP TABLE feedback_before_items")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def problem(self) -> str | None:
         """Why the store cannot be used now, or None (for /healthz)."""
@@ -207,8 +259,9 @@ class FeedbackStore:
         )
 
     def summary(self) -> dict[str, Any]:
-        """Acceptance per service and card kind; feedback on cards fhircac has no record of is counted
-        apart (``unattributed``), never dropped. Covers the retention period."""
+        """Acceptance per service and card kind, counted in cards (see the module docstring);
+        feedback on cards fhircac has no record of is counted apart (``unattributed``), never
+        dropped. Covers the retention period."""
         self._schema()
         with self._guard():
             return self._summary(self._connection())
@@ -224,6 +277,7 @@ class FeedbackStore:
                     "issued": 0,
                     "accepted": 0,
                     "overridden": 0,
+                    "feedback_items": 0,
                     "suggestions_accepted": {},
                     "override_reasons": {},
                 },
@@ -232,29 +286,43 @@ class FeedbackStore:
         for service, kind, issued in db.execute("SELECT service, kind, COUNT(*) FROM card GROUP BY 1, 2"):
             kind_entry(service, kind)["issued"] = issued
         unattributed = 0
-        rows = db.execute(
-            "SELECT f.service, c.kind, f.outcome, f.override_code, COUNT(*) "
-            "FROM feedback f LEFT JOIN card c ON c.uuid = f.card GROUP BY 1, 2, 3, 4"
+        outcomes: dict[tuple[str, str], _CardOutcome] = {}
+        items = db.execute(
+            "SELECT f.service, f.card, c.kind, f.outcome, f.override_code FROM feedback f "
+            "LEFT JOIN card c ON c.uuid = f.card ORDER BY f.outcome_timestamp, f.id"
         )
-        for service, kind, outcome, override_code, count in rows:
+        for service, card, kind, outcome, override_code in items:
             if kind is None:
-                unattributed += count
+                unattributed += 1
                 continue
-            entry = kind_entry(service, kind)
-            entry[outcome] += count
-            if override_code:
-                entry["override_reasons"][override_code] = (
-                    entry["override_reasons"].get(override_code, 0) + count
-                )
-        accepted = db.execute(
-            "SELECT f.service, c.kind, COALESCE(s.kind, 'unknown'), COUNT(*) "
+            state = outcomes.setdefault((service, card), _CardOutcome(kind))
+            state.items += 1
+            if outcome == "accepted":
+                state.accepted = True
+            else:
+                state.overridden, state.override_code = True, override_code
+        suggestions = db.execute(
+            "SELECT DISTINCT f.service, f.card, j.value, COALESCE(s.kind, 'unknown') "
             "FROM feedback f JOIN card c ON c.uuid = f.card, json_each(f.accepted_suggestions) j "
-            "LEFT JOIN suggestion s ON s.uuid = j.value GROUP BY 1, 2, 3"
+            "LEFT JOIN suggestion s ON s.uuid = j.value"
         )
-        for service, kind, suggestion_kind, count in accepted:
-            kind_entry(service, kind)["suggestions_accepted"][suggestion_kind] = count
-        for service in services.values():
-            for entry in service["cards"].values():
+        for service, card, suggestion, suggestion_kind in suggestions:
+            outcomes[(service, card)].suggestions[str(suggestion)] = suggestion_kind
+        for (service, _), state in outcomes.items():
+            entry = kind_entry(service, state.kind)
+            entry["feedback_items"] += state.items
+            if state.accepted:
+                entry["accepted"] += 1
+                for suggestion_kind in state.suggestions.values():
+                    counts = entry["suggestions_accepted"]
+                    counts[suggestion_kind] = counts.get(suggestion_kind, 0) + 1
+            elif state.overridden:
+                entry["overridden"] += 1
+                if state.override_code:
+                    reasons = entry["override_reasons"]
+                    reasons[state.override_code] = reasons.get(state.override_code, 0) + 1
+        for service_entry in services.values():
+            for entry in service_entry["cards"].values():
                 answered = entry["accepted"] + entry["overridden"]
                 entry["acceptance_rate"] = round(entry["accepted"] / answered, 3) if answered else None
         summary: dict[str, Any] = {"services": services, "unattributed_feedback": unattributed}

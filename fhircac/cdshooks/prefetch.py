@@ -3,7 +3,9 @@
 CDS Hooks 2.0 §Prefetch: a key may be present with a resource or searchset Bundle (data), present
 with ``null`` (no data), present with an OperationOutcome (the EHR could not get it: fhircac treats
 the data as missing and says so), or absent (not prefetched). Absent keys are fetched from
-``fhirServer`` with the ``fhirAuthorization`` token; when that is impossible the call gets 412.
+``fhirServer`` with the ``fhirAuthorization`` token; when there is no ``fhirServer``, a missing
+context key is treated as unavailable data (the card says so) and only a missing ``patient`` or
+``cacScores`` gets 412, as does a fetch that fails.
 A paginated Bundle's further pages come from ``fhirServer`` the same way.
 """
 
@@ -79,6 +81,10 @@ class BadPrefetch(ValueError):
         self.why = why
 
 
+# without these there is nothing to interpret; every other key is context a card can do without
+ESSENTIAL = frozenset({"patient", "cacScores"})
+
+
 @dataclass
 class Gathered:
     """The data of one call, by prefetch key, and what could not be had."""
@@ -122,9 +128,12 @@ def gather(
         else:
             fhir = client()
             if fhir is None:
-                raise PrefetchUnavailable(
-                    key, "not prefetched, and the request has no fhirServer to fetch it from"
-                )
+                why = "not prefetched, and the request has no fhirServer to fetch it from"
+                if key in ESSENTIAL:
+                    raise PrefetchUnavailable(key, why)
+                gathered.unavailable[key] = why  # context: the card goes on and names what it lacks
+                gathered.resources[key] = []
+                continue
             gathered.resources[key] = _fetch(fhir, key, render(TEMPLATES[key], context), budget)
             gathered.fetched.append(key)
     return gathered

@@ -1,5 +1,6 @@
-"""gunicorn's logs without identifiers or tokens: paths that name a patient or a resource are
-shortened, and query strings (report links carry their token there) never appear.
+"""gunicorn's logs in fhircac's format (fhircac.logs), without identifiers or tokens: paths that
+name a patient or a resource are shortened, and query strings (report links carry their token
+there) never appear.
 
 The access log format already leaves out query strings; gunicorn's error log writes the raw URI of a
 failed request ("Error handling request GET /report/…?access=…") and, at debug level, every path:
@@ -12,6 +13,9 @@ import re
 from typing import Any
 
 from gunicorn.glogging import Logger
+
+from fhircac import logs
+from fhircac.config import Settings
 
 _IDENTIFYING = re.compile(r"^(/report|/fhir-hook/Observation)/[^/]+")
 _IDENTIFYING_ANYWHERE = re.compile(r"(/report|/fhir-hook/Observation)/[^/\s?#\"']+")
@@ -35,6 +39,15 @@ def _clean(msg: Any, args: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
 
 
 class RedactingLogger(Logger):  # type: ignore[misc]
+    def setup(self, cfg: Any) -> None:
+        """Runs in the master before the workers fork, so they inherit it: fhircac's own loggers
+        (INFO by default) and gunicorn's error and access logs all write fhircac's format."""
+        super().setup(cfg)
+        settings = Settings.from_env()  # `fhircac serve` checked it before starting gunicorn
+        logs.configure(settings.log_level, settings.log_format)
+        logs.use_format(self.error_log, settings.log_format)
+        logs.use_format(self.access_log, settings.log_format)
+
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
         atoms["U"] = redact_path(str(atoms.get("U") or ""))

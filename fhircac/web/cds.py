@@ -151,10 +151,11 @@ def _authenticate() -> Claims | Response | None:
     verifier = _runtime().verifier
     if verifier is None:
         return None
+    audience = _base_url() + request.path
     try:
-        return verifier.verify(request.headers.get("Authorization"), _base_url() + request.path)
-    except Unauthorized as refusal:
-        log.info("CDS call to %s refused: %s", request.path, refusal.reason)
+        return verifier.verify(request.headers.get("Authorization"), audience)
+    except Unauthorized as refusal:  # the reason (never the token) for the operator, nothing for the caller
+        log.info("CDS call refused: %s (this endpoint's aud: %s)", refusal.reason, audience)
         return _unauthorized()
 
 
@@ -395,7 +396,14 @@ def rules() -> Response:
     for concept in rule_system["concept"]:
         code = html.escape(concept["code"])
         parts.append(f"<li id='{code}'><code>{code}</code>: {html.escape(concept.get('display', ''))}</li>")
-    parts.append("</ul><h2>Sources</h2><ul>")
+    parts.append(
+        "</ul><h2 id='data'>Data fhircac could not interpret</h2><p>When the CAC data sent or fetched "
+        "cannot be read (a score that is not a number or not possible, a unit fhircac does not know, "
+        "a reference that does not resolve, a record that is not valid FHIR), fhircac gives no "
+        "interpretation rather than a wrong one: the card lists each problem and where it is. What "
+        "fhircac reads, and how, is described in its documentation (docs/reading.md).</p>"
+    )
+    parts.append("<h2>Sources</h2><ul>")
     parts += [f"<li>{html.escape(source)}</li>" for source in sources]
     parts.append("</ul></main></body></html>")
     return Response("".join(parts), mimetype="text/html")

@@ -40,6 +40,26 @@ def gunicorn_argv(settings: Settings) -> list[str]:
     ]
 
 
+def check_writable(path: str) -> None:
+    """The folder of a SQLite file must exist or be creatable, and be writable (SQLite also writes
+    its -wal and -shm files next to it): else a readable error here, not "Worker failed to boot"."""
+    if path == ":memory:":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            f"cannot create {folder} for {path} ({error.strerror}); set FHIRCAC_DATA_DIR to a folder "
+            f"this user (uid {os.getuid()}) can write"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ConfigError(
+            f"{path} is not writable by this user (uid {os.getuid()}); set FHIRCAC_DATA_DIR to a folder "
+            "it can write"
+        )
+
+
 def serve(host: str | None = None, port: int | None = None) -> int:
     overrides = {"FHIRCAC_HOST": host, "FHIRCAC_PORT": None if port is None else str(port)}
     for name, value in overrides.items():
@@ -49,6 +69,8 @@ def serve(host: str | None = None, port: int | None = None) -> int:
         settings = Settings.from_env()
         if settings.cds_auth:
             trusted_clients(settings)  # fail here, readably, not in every gunicorn worker
+        for path in settings.data_files():
+            check_writable(path)
     except ConfigError as error:
         print(f"fhircac serve: {error}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from urllib.parse import urlsplit
 
 from fhircac.clinical.policies import get_policy
 from fhircac.config import ConfigError, Settings
@@ -75,6 +76,12 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     subscribe.add_argument("--endpoint", required=True, help="the service's /fhir-hook URL")
     subscribe.add_argument("--no-payload", action="store_true", help="notify without the Observation")
     subscribe.add_argument("--server", help="FHIR base URL (default FHIRCAC_FHIR_BASE_URL)")
+    subscribe.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="register without FHIRCAC_HOOK_TOKEN, for a service run with FHIRCAC_HOOK_AUTH=off "
+        "(local development only)",
+    )
 
 
 def _server_flags(parser: argparse.ArgumentParser) -> None:
@@ -126,9 +133,6 @@ def _writeback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _poll(args: argparse.Namespace, settings: Settings) -> int:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
     servers = tuple(args.servers or settings.servers())
     if not servers:
         raise ConfigError(
@@ -169,8 +173,23 @@ def _poll(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _subscribe(args: argparse.Namespace, settings: Settings) -> int:
+    endpoint = urlsplit(args.endpoint)
+    if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
+        raise ConfigError(f"--endpoint {args.endpoint!r}: give the service's absolute /fhir-hook URL")
+    if settings.hook_token is None and not args.no_auth:
+        raise ConfigError(
+            "FHIRCAC_HOOK_TOKEN is not set, and the service refuses notifications without it "
+            "(FHIRCAC_HOOK_AUTH=on): set it to the service's token, or give --no-auth for a service "
+            "run with FHIRCAC_HOOK_AUTH=off"
+        )
+    if endpoint.scheme != "https":
+        log.warning(
+            "--endpoint is not https: notifications%s travel unencrypted",
+            "" if args.no_auth else " and their bearer token",
+        )
     client = _client(args.server, settings)
-    registration = register(client, args.endpoint, payload=not args.no_payload, token=settings.hook_token)
+    token = None if args.no_auth else settings.hook_token
+    registration = register(client, args.endpoint, payload=not args.no_payload, token=token)
     print(
         json.dumps(
             {

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +21,31 @@ import processes  # noqa: E402
 from hapi_server import HapiServer, free_port  # noqa: E402
 
 from fhircac.fhir.client import FhirClient  # noqa: E402
+from tests.log_scan import findings  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "examples").glob("[0-9][0-9]-*.json"))
+SECRET_SETTINGS = ("FHIRCAC_HOOK_TOKEN", "FHIRCAC_REPORT_KEY", "FHIRCAC_FHIR_TOKEN")
+# Every log a fhircac process of this run wrote, with the secrets it was given (checked at the end).
+FHIRCAC_LOGS: list[tuple[Path, tuple[str, ...]]] = []
+
+
+def fhircac_log(path: Path, env: dict[str, str]) -> Path:
+    """Register a log of a fhircac process for the end-of-run PHI and secrets check."""
+    FHIRCAC_LOGS.append((path, tuple(env[name] for name in SECRET_SETTINGS if env.get(name))))
+    return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def logs_hold_no_phi_or_secrets() -> Iterator[None]:
+    """After the integration run: no line of any fhircac log holds a patient id, name or birth date,
+    a token or a key (tests/log_scan.py). Fails the run (an error at teardown) if one does."""
+    yield
+    problems = []
+    for path, secrets in FHIRCAC_LOGS:
+        if path.exists():
+            problems += [f"{path}: {finding}" for finding in findings(path.read_text(), secrets)]
+    if problems:
+        pytest.fail("PHI or secrets in fhircac logs:\n" + "\n".join(problems[:50]))
 
 
 @pytest.fixture(scope="session")
@@ -69,9 +94,17 @@ def fhircac_service(
     Started in a process group of its own and stopped with it, whatever happens (``processes``)."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "FHIRCAC_WORKERS": "2", "FHIRCAC_PUBLIC_BASE_URL": base_url, **settings}
+    data_dir = tempfile.mkdtemp(prefix="fhircac-data-")  # nothing carries over between runs
+    env = {
+        **os.environ,
+        "FHIRCAC_WORKERS": "2",
+        "FHIRCAC_PUBLIC_BASE_URL": base_url,
+        "FHIRCAC_DATA_DIR": data_dir,
+        **settings,
+    }
     command = argv or [sys.executable, "-m", "fhircac", "serve"]
     log_path.unlink(missing_ok=True)
+    fhircac_log(log_path, env)
     try:
         with processes.running(
             [*command, "--host", "127.0.0.1", "--port", str(port)],
@@ -85,4 +118,6 @@ def fhircac_service(
             yield base_url
     except processes.ProcessError as error:
         pytest.fail(str(error))
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
     assert "Traceback" not in log_path.read_text()

@@ -210,11 +210,14 @@ def test_neither_prefetch_nor_fhir_server_is_412(
     service: Service, on_hapi: dict[str, dict[str, Any]]
 ) -> None:
     pid = patient_id(on_hapi["06-"])
-    body = cb.request("patient-view", pid, resources_of(on_hapi["06-"]), ["patient", "cacScores"])
+    essentials = cb.request("patient-view", pid, resources_of(on_hapi["06-"]), ["patient", "cacScores"])
+    partial = service.call("cac-patient-view", essentials)  # the context keys only missing: a card
+    assert partial.status_code == 200 and "medicationStatements" in partial.json()["cards"][0]["detail"]
+    body = cb.request("patient-view", pid, resources_of(on_hapi["06-"]), ["patient"])
     response = service.call("cac-patient-view", body)
-    assert response.status_code == 412
+    assert response.status_code == 412 and "cacScores" in response.text
     assert response.json()["resourceType"] == "OperationOutcome"
-    unreachable = {**body, "fhirServer": f"http://127.0.0.1:{free_port()}/fhir"}
+    unreachable = {**essentials, "fhirServer": f"http://127.0.0.1:{free_port()}/fhir"}
     response = service.call("cac-patient-view", unreachable)
     assert response.status_code == 412 and "fhirServer failed" in response.text
 

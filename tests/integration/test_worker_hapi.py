@@ -29,7 +29,7 @@ from fhircac.fhir import codes
 from fhircac.fhir.client import FhirClient
 from fhircac.worker.state import State
 from tests import fhir_builders as fb
-from tests.integration.conftest import fhircac_service
+from tests.integration.conftest import fhircac_log, fhircac_service
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -242,7 +242,7 @@ def workers() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 def _start_poller(env: dict[str, str], state: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "fhircac", "poll", "--state", str(state), "--interval", "0.5", *extra]
-    return processes.start(argv, log, env=env)
+    return processes.start(argv, fhircac_log(log, env), env=env)
 
 
 def test_sigkill_mid_batch_then_restart_gives_exactly_one_assessment_each(
@@ -405,3 +405,14 @@ def test_switching_policy_away_and_back_leaves_exactly_one_active_plan(
     result = json.loads(run.stdout)
     assert result["reactivated"] and result["superseded"] and result["created"] == []
     assert len(care_plans(fhir, patient)) == 2
+
+
+def test_subscribe_without_a_hook_token_registers_nothing(
+    hapi: HapiServer, fhir: FhirClient, prefix: str
+) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}/fhir-hook-{prefix}"
+    refused = fhircac("subscribe", "--endpoint", endpoint, env=_env(hapi.base_url))
+    assert refused.returncode == 2 and "FHIRCAC_HOOK_TOKEN" in refused.stderr, refused.stderr
+    found = fhir.session.get(f"{hapi.base_url}/Subscription", params={"_count": 200}, timeout=30).json()
+    endpoints = [entry["resource"]["channel"].get("endpoint") for entry in found.get("entry", [])]
+    assert endpoint not in endpoints

@@ -22,6 +22,7 @@ from tests import cds_builders as cb
 from tests import fhir_builders as fb
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+CDS_EXAMPLES = EXAMPLES / "cds-hooks"
 VIEW_KEYS = ["patient", "cacScores", "observations", "medicationStatements", "medicationRequests"]
 VIEW_KEYS += ["conditions", "procedures", "familyHistory", "cacCarePlans"]
 ORDER_KEYS = VIEW_KEYS[:-1]
@@ -246,15 +247,30 @@ def test_null_prefetch_is_no_data_not_missing(client: Any) -> None:
     assert status == 200 and answer["cards"]
 
 
-def test_missing_prefetch_without_fhir_server_is_412_naming_the_key(client: Any) -> None:
+@pytest.mark.parametrize("key", ["patient", "cacScores"])
+def test_missing_essential_prefetch_without_fhir_server_is_412_naming_the_key(client: Any, key: str) -> None:
     resources = [fb.patient(), fb.cac(value=120)]
     body = cb.request("patient-view", "p1", resources, VIEW_KEYS)
-    del body["prefetch"]["conditions"]
+    del body["prefetch"][key]
     response = client.post("/cds-services/cac-patient-view", json=body)
     assert response.status_code == 412
     issue = response.get_json()["issue"][0]
-    assert issue["code"] == "processing" and "conditions" in issue["expression"][0]
+    assert issue["code"] == "processing" and key in issue["expression"][0]
     assert "no fhirServer" in issue["diagnostics"]
+
+
+@pytest.mark.parametrize("key", ["conditions", "familyHistory", "cacCarePlans", "medicationStatements"])
+def test_missing_context_prefetch_without_fhir_server_degrades_and_says_so(client: Any, key: str) -> None:
+    """A client MAY honour some of the templates only: a card that names what it lacks, not a 412."""
+    resources = [fb.patient(), fb.cac(value=120)]
+    body = cb.request("patient-view", "p1", resources, VIEW_KEYS)
+    del body["prefetch"][key]
+    status, answer = post(client, "cac-patient-view", body)
+    assert status == 200 and answer["cards"]
+    summary = answer["cards"][0]
+    assert key in summary["detail"] and "no fhirServer" in summary["detail"]
+    if key == "cacCarePlans":  # a plan may exist that fhircac cannot see: no CarePlan suggestion
+        assert "suggestions" not in summary
 
 
 def test_paginated_prefetch_without_fhir_server_is_412(client: Any) -> None:
@@ -309,6 +325,37 @@ def test_order_sign_warns_on_a_scan_sooner_than_3_years_with_a_removal(client: A
         }
     ]
     assert {r["code"] for r in card["overrideReasons"]} >= {"other-indication", "clinical-judgement"}
+
+
+def test_a_draft_with_a_non_fhir_id_costs_only_its_removal_suggestion(client: Any) -> None:
+    """One malformed order (another EHR module's) must not reject the call or cost the CAC warning."""
+    resources = example("03-cac-1-99-over-55.json")
+    pid = patient_id(resources)
+    unrelated = {"resourceType": "MedicationRequest", "id": "urn:uuid:5b3c", "status": "draft"}
+    scan = cb.scan_order("urn:uuid:9f1e", pid, "2027-01-01")
+    cards = order_cards(client, "cac-order-sign", resources, [unrelated, scan])
+    (card,) = cards
+    assert card["source"]["topic"]["code"] == "scan-order-too-soon" and "suggestions" not in card
+    (fine,) = order_cards(
+        client, "cac-order-sign", resources, [unrelated, cb.scan_order(patient_id=pid, when="2027-01-01")]
+    )
+    assert fine["suggestions"][0]["actions"][0]["resourceId"] == "ServiceRequest/draft-cac"
+
+
+def test_every_card_source_url_points_at_an_anchor_of_the_rules_page(client: Any) -> None:
+    page = client.get("/rules").get_data(as_text=True)
+    anchors = set(re.findall(r"id='([^']+)'", page))
+    urls = []
+    for path in sorted(CDS_EXAMPLES.glob("*.json")):
+        body = json.loads(path.read_text())
+        service = "cac-patient-view" if body["hook"] == "patient-view" else f"cac-{body['hook']}"
+        status, answer = post(client, service, body)
+        assert status == 200
+        urls += [card["source"]["url"] for card in answer["cards"]]
+    bad = cb.request("patient-view", "p1", [fb.patient(), fb.cac(value=-5)], VIEW_KEYS)
+    urls += [card["source"]["url"] for card in post(client, "cac-patient-view", bad)[1]["cards"]]
+    assert any(url.endswith("#data") for url in urls)
+    assert {url.split("#", 1)[1] for url in urls} <= anchors
 
 
 def test_order_sign_is_quiet_for_a_scan_after_the_earliest_date(client: Any) -> None:

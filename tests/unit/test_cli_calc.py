@@ -101,6 +101,24 @@ def test_bad_input_exits_2_naming_the_field(capsys, args: str, named: str) -> No
     assert named in err
 
 
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        ("--cac 10 --vessels 5", "--vessels: 5 vessels: there are four coronary arteries scored"),
+        ("--cac 10 --date 2027-05-01", "--date: 2027-05-01 is after the assessment date 2026-11-01 (--as-of"),
+        ("--cac 10 --diabetes maybe", "--diabetes: 'maybe': use yes, no or unknown"),
+        ("--cac 10 --prior-cac 5", "--prior-date: --prior-cac and --prior-date go together"),
+        ("--age 60", "fhircac calc: --cac is required"),
+        ("--cac 10 --lpa 40", "add --lpa-unit, or write it inline (--lpa '50 mg/dL')"),
+        ("--cac 10 --percentile 150", "--percentile: 150 is not a percentile (0-100)"),
+    ],
+)
+def test_errors_name_the_flag_the_user_typed(capsys, args: str, line: str) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = calc(capsys, args + " --as-of 2026-11-01")
+    assert code == EXIT_BAD_INPUT and line in err
+    assert "--cac." not in err and "True" not in err and "_" not in err.replace("fhircac calc", "")
+
+
 def test_age_30_is_not_an_error(capsys) -> None:  # type: ignore[no-untyped-def]
     code, summary, _ = calc(capsys, "--cac 10 --age 30 --sex male --race white --tc 200 --hdl 50 --sbp 120")
     assert code == EXIT_OK and summary is not None

@@ -201,4 +201,4 @@ def test_help_works(capsys) -> None:  # type: ignore[no-untyped-def]
 
 def test_conflicting_lpa_units_are_an_error(capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["calc", "--cac", "10", "--lpa", "50 nmol/L", "--lpa-unit", "mg/dL"]) == EXIT_BAD_INPUT
-    assert "contradicts lpa_unit" in capsys.readouterr().err
+    assert "contradicts --lpa-unit" in capsys.readouterr().err  # the flag typed, not the batch key

@@ -39,9 +39,27 @@ def _problems(validator: Draft202012Validator, body: Any) -> list[str]:
     lines = []
     for error in errors[:MAX_PROBLEMS]:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        message = error.message if len(error.message) <= 200 else error.message[:200] + "…"
+        message = _readable(error)
+        message = message if len(message) <= 200 else message[:200] + "…"
         lines.append(f"(body){where}: {message}")
     return lines
+
+
+def _readable(error: Any) -> str:
+    """jsonschema's message, without a dump of the whole instance where it would print one."""
+    instance = error.instance
+    if error.validator == "not" and isinstance(error.validator_value, dict):
+        fields = " and ".join(error.validator_value.get("required", [])) or "this"
+        outcome = instance.get("outcome") if isinstance(instance, dict) else None
+        return f"{fields} is not allowed" + (f" with outcome {outcome!r}" if outcome else "")
+    if error.validator == "anyOf" and isinstance(instance, dict):
+        options = [" and ".join(o.get("required", [])) for o in error.validator_value if "required" in o]
+        if all(options):
+            return "give " + ", or ".join(options)
+    text = repr(instance)
+    if isinstance(instance, dict | list) and len(text) > 60 and str(error.message).startswith(text[:30]):
+        return str(error.message).replace(text, "the value", 1)
+    return str(error.message)
 
 
 def request_problems(hook: str, body: Any) -> list[str]:
