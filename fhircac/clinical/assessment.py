@@ -20,6 +20,7 @@ class Claim(StrEnum):
     STATIN_REASONABLE = "statin-reasonable"  # starting (or continuing) a statin is reasonable
     NO_NEW_MEDICATION = "no-new-medication"  # "no new medication", "withhold a statin"
     ASPIRIN_CONSIDERED = "aspirin-considered"  # primary-prevention aspirin "may be considered"
+    ASPIRIN_NOT_ADVISED = "aspirin-not-advised"  # not advised by a policy's own criteria (not Class III)
     EXERCISE = "exercise"  # an exercise prescription (any intensity)
     VIGOROUS_EXERCISE = "vigorous-exercise"  # vigorous, strength or VO2max training
     CARBOHYDRATE_RESTRICTION = "carbohydrate-restriction"  # a very-low-carbohydrate diet

@@ -43,6 +43,12 @@ EXTENSIVE_SOURCE = c.cite(
     SECTION, c.GUIDELINE_2026 + " (as reported in secondary summaries)", c.NLA_2021, c.VERY_HIGH_CAC
 )
 LIFESTYLE_SOURCE = c.cite(SECTION, "REFERENCE §10", c.SOURCE_001, c.SOURCE_004)
+# §14.1: with symptoms no primary-prevention aspirin statement, for or against (the order hook too).
+ASPIRIN_WITH_SYMPTOMS = Statement(
+    "aspirin-not-with-symptoms",
+    "Symptoms are recorded: no primary-prevention aspirin statement applies until they are evaluated.",
+    ASPIRIN_SOURCE,
+)
 
 
 @dataclass(frozen=True)
@@ -108,12 +114,7 @@ def aspirin_barrier(ctx: Context) -> Statement | None:
             ASPIRIN_SOURCE,
         )
     if ctx.symptomatic:
-        return Statement(
-            "aspirin-not-with-symptoms",
-            "Symptoms are recorded: no primary-prevention aspirin statement applies until they are "
-            "evaluated.",
-            ASPIRIN_SOURCE,
-        )
+        return ASPIRIN_WITH_SYMPTOMS
     if age is None:
         return Statement(
             "aspirin-age-unknown",
@@ -202,7 +203,10 @@ def no_medication(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome
             "statin-guideline-indication", text + divergence, source, frozenset({Claim.STATIN_INDICATED})
         )
         recommendations, replaced = _replace(outcome.recommendations, Claim.NO_NEW_MEDICATION, replacement)
-        if not replaced and Claim.STATIN_INDICATED not in outcome.claims():
+        # The indication is advice, so a recommendation states it (a warning alone is not enough);
+        # CAC ≥1000 adds its intensity and goals even where another indication is already stated.
+        stated = any(Claim.STATIN_INDICATED in s.claims for s in recommendations)
+        if not replaced and (extensive or not stated):
             recommendations = (replace(replacement, text=text), *recommendations)
         return replace(outcome, recommendations=recommendations)
     if ctx.possible_diabetes:
@@ -250,7 +254,14 @@ def no_medication(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome
 
 def aspirin(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome:
     """§14.3: aspirin "may be considered" only at 40-70 with bleeding risk known not raised and no
-    symptoms, whatever the policy; the order hooks read the same statements."""
+    symptoms, whatever the policy; the order hooks read the same statements. §14.1: with symptoms a
+    policy's own "not advised" gives way too (aspirin may belong to the symptoms' work-up)."""
+    if ctx.symptomatic and not ctx.record.known_coronary_disease:
+        recommendations, found = _replace(
+            outcome.recommendations, Claim.ASPIRIN_NOT_ADVISED, ASPIRIN_WITH_SYMPTOMS
+        )
+        if found:
+            outcome = replace(outcome, recommendations=recommendations)
     if Claim.ASPIRIN_CONSIDERED not in outcome.claims():
         return outcome
     barrier = aspirin_barrier(ctx)
@@ -292,7 +303,8 @@ def symptoms(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome:
         )
     scan = outcome.next_scan
     if scan.earliest is not None:
-        earliest = add_years(ctx.scan.date, MINIMUM_INTERVAL_YEARS)
+        # The policy's own earliest date stands (other statements quote it); never under 3 years.
+        earliest = max(scan.earliest, add_years(ctx.scan.date, MINIMUM_INTERVAL_YEARS))
         scan = NextScan(
             earliest,
             None,

@@ -15,7 +15,7 @@ from fhircac.clinical import citations as c
 from fhircac.clinical.assessment import Assessment, Claim, MetabolicState, Statement
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
 from fhircac.clinical.followup import MINIMUM_INTERVAL_YEARS
-from fhircac.clinical.guardrails import SYMPTOMS_SOURCE
+from fhircac.clinical.guardrails import ASPIRIN_WITH_SYMPTOMS, SYMPTOMS_SOURCE
 from fhircac.clinical.policies import Policy, PolicyId
 from fhircac.clinical.record import add_years
 
@@ -152,6 +152,8 @@ def review_aspirin_order(assessment: Assessment | None, policy: Policy) -> Aspir
     said = [r for r in assessment.recommendations if r.id.startswith(_ASPIRIN_STATEMENTS)]
     if said:
         return AspirinReview(requirement, said[0], considered=Claim.ASPIRIN_CONSIDERED in said[0].claims)
+    if assessment.symptoms_first:  # §14.1: no primary-prevention verdict, such as "below threshold"
+        return AspirinReview(requirement, ASPIRIN_WITH_SYMPTOMS, considered=False)
     threshold = VERY_HIGH_SCORE if policy.id is PolicyId.LIFESTYLE_FIRST else HIGH_SCORE
     score = f"{assessment.score.agatston:g}"
     if assessment.score.agatston < threshold:

@@ -512,7 +512,12 @@ def _lifestyle_first_aspirin(ctx: Context, findings: Findings) -> None:
             )
         else:
             reason = "no active metabolic unrest (hs-CRP, ApoB and progression on target or not raised)"
-        findings.recommend("lf-aspirin-avoid", f"Aspirin is not advised under this policy: {reason}.", source)
+        findings.recommend(
+            "lf-aspirin-avoid",
+            f"Aspirin is not advised under this policy: {reason}.",
+            source,
+            Claim.ASPIRIN_NOT_ADVISED,
+        )
         return
     findings.recommend(
         "lf-aspirin-consider",

@@ -140,6 +140,10 @@ def check_guardrails(record: PatientRecord, assessment: Assessment) -> None:
         assert Claim.NO_NEW_MEDICATION not in _claims(assessment)
         assert "advises no new medication" not in recommendations
         assert "reasonable to withhold" not in recommendations
+        # stated as advice (a recommendation), never only as a warning
+        assert Claim.STATIN_INDICATED in _claims(assessment)
+    if assessment.score.agatston >= 1000 and not known_cad and (age is None or age <= 75):
+        assert "at cac ≥1000 a high-intensity statin" in recommendations  # §14.8: read as very high
 
     # §8 "calm" needs hs-CRP and ApoB
     if assessment.metabolic.state is MetabolicState.CALM:
@@ -169,6 +173,9 @@ def check_guardrails(record: PatientRecord, assessment: Assessment) -> None:
         assert not any(word in _text(assessment.lifestyle) for word in EXERCISE_WORDS)
         assert "more than a few minutes" in assessment.explanation.paragraphs[0]
         assert "reassuring" not in " ".join(assessment.explanation.paragraphs)
+    if record.symptoms and not known_cad:  # §14.1: no primary-prevention verdict on the order card
+        barrier = {"aspirin-not-with-symptoms", "aspirin-not-over-70", "aspirin-bleeding-risk"}
+        assert review_aspirin_order(assessment, policy).patient.id in barrier
     if known_cad or (age is not None and age >= 75):
         assert not any(Claim.VIGOROUS_EXERCISE in item.claims for item in assessment.lifestyle)
 
