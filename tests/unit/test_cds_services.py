@@ -618,3 +618,16 @@ def test_symptoms_make_the_summary_card_a_warning_led_by_them(client: Any) -> No
         client, "cac-order-sign", resources, [cb.scan_order(patient_id=pid, when="2030-01-01")]
     )
     assert any(card["summary"].startswith("Symptoms are recorded") for card in scan)
+
+
+def test_symptoms_with_a_low_score_give_no_primary_prevention_aspirin_verdict(client: Any) -> None:
+    # REFERENCE §14.1: with chest pain, an aspirin order is not judged by a CAC threshold ("below
+    # this policy's threshold" would advise against aspirin that may serve the symptoms' work-up)
+    resources = example("03-cac-1-99-over-55.json")
+    pid = patient_id(resources)
+    chest_pain = fb.condition("29857009") | {"subject": {"reference": f"Patient/{pid}"}}
+    resources = [*resources, chest_pain]
+    cards = order_cards(client, "cac-order-sign", resources, [cb.aspirin_order(patient_id=pid)])
+    aspirin = next(card for card in cards if "Aspirin" in card["summary"])
+    assert aspirin["summary"] == "Aspirin for primary prevention: no statement while symptoms are evaluated"
+    assert "below this policy's threshold" not in aspirin["detail"]
