@@ -194,9 +194,15 @@ def no_medication(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome
                 " At CAC ≥1000 a high-intensity statin with LDL-C goals is favoured (LDL-C <55 mg/dL in "
                 "the 2026 guideline), and add-on therapy may be considered."
             )
+        # Source 002 is silent on LDL ≥190, diabetes and high estimated risk, but not on ≥400 calm.
+        why = (
+            "the guideline's Class I statement for CAC ≥1000 outranks that advice here"
+            if extensive and len(indications) == 1
+            else "that policy does not address this group, so that advice does not apply here"
+        )
         divergence = (
-            f" Under {policy} the score band alone would mean no new medication, but that policy does "
-            "not address this group, so that advice does not apply here; its lifestyle advice stands."
+            f" Under {policy} the score band alone would mean no new medication, but {why}; its "
+            "lifestyle advice stands."
         )
         source = EXTENSIVE_SOURCE if extensive else INDICATION_SOURCE
         replacement = Statement(

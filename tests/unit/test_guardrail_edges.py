@@ -83,3 +83,16 @@ def test_aspirin_order_with_symptoms_says_the_symptoms_come_first(cac: str, poli
     # the patient-view says the same: no policy "not advised" verdict for a symptomatic patient
     aspirin = [s.id for s in a.recommendations if "aspirin" in s.id]
     assert aspirin in ([], ["aspirin-not-with-symptoms"])
+
+
+def test_cac_1000_calm_under_lifestyle_first_does_not_claim_the_policy_is_silent() -> None:
+    """Source 002 does address ≥400 calm (no medication): the guideline indication outranks it, the
+    policy is not silent. "Does not address this group" stays true for LDL ≥190, diabetes, PCE ≥20 %."""
+    a = reviewed(f"{BASE} --cac 1000 --crp 0.5 --apob 70 --tg 80 --hdl 60 --insulin 5", "lifestyle-first")
+    statement = next(s for s in a.recommendations if s.id == "statin-guideline-indication")
+    assert "does not address this group" not in statement.text
+    assert "outranks" in statement.text and "lifestyle advice stands" in statement.text
+    ldl = reviewed(f"{BASE} --cac 0 --ldl 195".replace("--tc 200", "--tc 280"), "lifestyle-first")
+    assert "does not address this group" in next(
+        s.text for s in ldl.recommendations if s.id == "statin-guideline-indication"
+    )
