@@ -275,6 +275,8 @@ def aspirin(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome:
         return outcome
     if barrier.id == "aspirin-bleeding-risk-check":
         findings.need("bleeding_risk", "aspirin consideration")
+    if barrier.id == "aspirin-age-unknown":
+        findings.need("age", "aspirin consideration (ages 40-70)")
     already = {s.id for s in outcome.recommendations}
     recommendations, _ = _replace(
         outcome.recommendations, Claim.ASPIRIN_CONSIDERED, None if barrier.id in already else barrier

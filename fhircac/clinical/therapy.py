@@ -18,7 +18,7 @@ from fhircac.clinical.assessment import Claim, Findings, MetabolicState, NextSca
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE
 from fhircac.clinical.context import HIGH_PERCENTILE, Context
 from fhircac.clinical.followup import CAC_GUIDED_AGES
-from fhircac.clinical.guardrails import ASPIRIN_AGES, DIABETES_AGES, HIGH_PCE, SEVERE_LDL_MG_DL
+from fhircac.clinical.guardrails import DIABETES_AGES, HIGH_PCE, SEVERE_LDL_MG_DL
 from fhircac.clinical.metabolic import CALM_NEEDS, UNREST_MARKERS, marker_names
 from fhircac.clinical.percentile import WORST_ABSOLUTE_ERROR
 from fhircac.clinical.policies import Policy, PolicyId
@@ -299,37 +299,22 @@ def _acc_aha_cac_zero(
 
 
 ASPIRIN_SOURCE = c.cite("REFERENCE §7", c.PREVENTION_2019, c.CAC_DRS, c.USPSTF_2022)
-OVER_70_TEXT = (
-    "Low-dose aspirin should not be given routinely for primary prevention above age 70: the 2019 "
-    "guideline rates it Class III (Harm)."
-)
 
 
 def _acc_aha_aspirin(ctx: Context, findings: Findings) -> None:
+    """The policy's own criterion (CAC ≥100); the guideline's limits (ages 40-70, raised or unknown
+    bleeding risk, symptoms) are the guardrails' (``guardrails.aspirin``), the same for every policy."""
     if ctx.agatston < HIGH_SCORE:
         return
-    age = ctx.age_now
-    if age is None:
-        findings.need("age", "aspirin consideration (ages 40-70)")
-    elif age > ASPIRIN_AGES[1]:
-        findings.recommend("aspirin-not-over-70", OVER_70_TEXT, ASPIRIN_SOURCE)
-    elif ctx.record.high_bleeding_risk:
-        findings.recommend(
-            "aspirin-bleeding-risk",
-            "Raised bleeding risk is recorded: aspirin is not advised for primary prevention (2019 "
-            "guideline: Class III, Harm).",
-            ASPIRIN_SOURCE,
-        )
-    elif age >= ASPIRIN_AGES[0]:
-        findings.recommend(
-            "aspirin-may-be-considered",
-            "Low-dose aspirin may be considered for primary prevention (age 40-70, CAC ≥100); "
-            "it is not routine. The CAC ≥100 threshold is this service's choice (CAC-DRS 2018 suggests "
-            "it): the 2019 guideline names no CAC cut-off, and USPSTF 2022 advises against starting "
-            "aspirin at 60 or over.",
-            ASPIRIN_SOURCE,
-            Claim.ASPIRIN_CONSIDERED,
-        )
+    findings.recommend(
+        "aspirin-may-be-considered",
+        "Low-dose aspirin may be considered for primary prevention (age 40-70, CAC ≥100); "
+        "it is not routine. The CAC ≥100 threshold is this service's choice (CAC-DRS 2018 suggests "
+        "it): the 2019 guideline names no CAC cut-off, and USPSTF 2022 advises against starting "
+        "aspirin at 60 or over.",
+        ASPIRIN_SOURCE,
+        Claim.ASPIRIN_CONSIDERED,
+    )
 
 
 def _risk_enhancers(ctx: Context, findings: Findings) -> None:

@@ -96,14 +96,17 @@ def test_aspirin_not_over_70_and_not_with_bleeding_risk() -> None:
 
 
 def test_aspirin_criteria_that_could_not_be_checked_are_named() -> None:
-    review = review_aspirin_order(run(300, age=None), ACC_AHA_2018)
-    assert (review.considered, review.patient.id) == (False, "aspirin-criteria-unchecked")
-    assert "missing: age" in review.patient.text
+    # the guardrail (one place for every policy) says why: age unknown, aspirin only at 40-70
+    assessment = run(300, age=None)
+    review = review_aspirin_order(assessment, ACC_AHA_2018)
+    assert (review.considered, review.patient.id) == (False, "aspirin-age-unknown")
+    assert "only at age 40-70" in review.patient.text
+    assert any("aspirin" in p for m in assessment.missing if m.field == "age" for p in m.needed_for)
 
 
 def test_aspirin_under_40_meets_the_score_but_not_the_other_criteria() -> None:
     review = review_aspirin_order(run(300, age=35), ACC_AHA_2018)
-    assert (review.considered, review.patient.id) == (False, "aspirin-criteria-not-met")
+    assert (review.considered, review.patient.id) == (False, "aspirin-under-40")
 
 
 def test_lifestyle_first_aspirin_needs_metabolic_unrest() -> None:
