@@ -21,6 +21,7 @@ from fhircac.clinical.assessment import (
 )
 from fhircac.clinical.bands import HIGH_SCORE, VERY_HIGH_SCORE, shown_score
 from fhircac.clinical.context import Context
+from fhircac.clinical.guardrails import SAFETY_NET
 
 SOURCE = c.cite("REFERENCE §11", c.SOURCE_004, c.SOURCE_000, c.SOURCE_002, c.SOURCE_003)
 
@@ -40,8 +41,7 @@ STATIN_RISE = (
 SYMPTOMS_TEXT = (
     "You have reported chest pain or breathlessness on exertion. Please talk to your clinician about "
     "these symptoms soon, whatever your calcium score: this scan cannot show whether an artery is "
-    "narrowed, and the symptoms are checked first. If chest pain is severe, comes on at rest or "
-    "lasts more than a few minutes, call emergency services straight away."
+    f"narrowed, and the symptoms are checked first. {SAFETY_NET}"
 )
 
 
