@@ -172,7 +172,7 @@ def _replace(
 
 def _on_statin_words(ctx: Context) -> str:
     if ctx.on_statin:
-        return "a statin is already recorded: continue it and review its dose and intensity"
+        return "a statin is already recorded, so continue it and review its dose and intensity"
     return "discuss starting one"
 
 
@@ -187,7 +187,8 @@ def no_medication(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome
         text = (
             f"Statin therapy is indicated (Class I) because of {reasons}"
             + ("" if extensive and len(indications) == 1 else ", whatever the calcium score")
-            + f": {_on_statin_words(ctx)}."
+            + ("; " if ctx.on_statin else ": ")
+            + f"{_on_statin_words(ctx)}."
         )
         if extensive:
             text += (

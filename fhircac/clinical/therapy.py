@@ -170,6 +170,14 @@ def _on_statin_note(ctx: Context) -> str:
     return " A statin is already recorded: continue it." if ctx.on_statin else ""
 
 
+def _on_statin_review(ctx: Context) -> str:
+    """Where lifestyle-first considers medication for someone already on a statin: "continue", and
+    the dose is the treating clinician's (source 002 does not advise changing existing treatment)."""
+    if not ctx.on_statin:
+        return ""
+    return " A statin is already recorded: continue it, and review its dose with the treating clinician."
+
+
 def _acc_aha(ctx: Context, findings: Findings, follow_up: NextScan) -> None:
     record = ctx.record
     score = ctx.agatston
@@ -401,7 +409,7 @@ def _lifestyle_first_100_399(ctx: Context, findings: Findings) -> None:
     if raised:
         findings.recommend(
             "lf-cac-100-399-ldl-lowering",
-            "CAC 100-399 with raised ApoB or CRP: consider LDL-lowering therapy.",
+            "CAC 100-399 with raised ApoB or CRP: consider LDL-lowering therapy." + _on_statin_review(ctx),
             LIFESTYLE,
             Claim.STATIN_REASONABLE,
         )
@@ -431,7 +439,7 @@ def _lifestyle_first_very_high(ctx: Context, findings: Findings) -> None:
         findings.recommend(
             "lf-cac-400-active",
             f"CAC ≥400 with metabolic unrest ({marker_names([m.marker for m in unrest])} off target): "
-            "consider medication for progression or inflammation.",
+            "consider medication for progression or inflammation." + _on_statin_review(ctx),
             LIFESTYLE,
             Claim.STATIN_REASONABLE,
         )

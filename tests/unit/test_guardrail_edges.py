@@ -96,3 +96,27 @@ def test_cac_1000_calm_under_lifestyle_first_does_not_claim_the_policy_is_silent
     assert "does not address this group" in next(
         s.text for s in ldl.recommendations if s.id == "statin-guideline-indication"
     )
+
+
+# --- wording follows what is recorded (issue 15: on a statin, "continue") ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "rule"),
+    [
+        ("--cac 600 --crp 3", "lf-cac-400-active"),
+        ("--cac 150 --crp 3 --apob 70", "lf-cac-100-399-ldl-lowering"),
+    ],
+)
+def test_lifestyle_first_medication_advice_on_a_statin_says_continue(extra: str, rule: str) -> None:
+    a = reviewed(f"{BASE} {extra} --statin", "lifestyle-first")
+    text = next(s.text for s in a.recommendations if s.id == rule)
+    assert "already recorded" in text and "continue it" in text
+    without = reviewed(f"{BASE} {extra}", "lifestyle-first")
+    assert "already recorded" not in next(s.text for s in without.recommendations if s.id == rule)
+
+
+def test_the_guideline_indication_on_a_statin_reads_as_one_sentence() -> None:
+    a = reviewed(f"{BASE} --cac 0 --ldl 195 --statin".replace("--tc 200", "--tc 280"), "lifestyle-first")
+    text = next(s.text for s in a.recommendations if s.id == "statin-guideline-indication")
+    assert "whatever the calcium score; a statin is already recorded, so continue it" in text
