@@ -103,7 +103,11 @@ def summary_card(
     if a.symptoms_first:
         summary = f"Symptoms recorded: evaluate them first. {summary}"
     if rose_on_statin and len(summary) < 100:
-        summary += "; rise on a statin is expected"
+        # >15 %/year on a statin has been linked with MI (Raggi 2004): expected in kind, not in pace
+        fast = bool(a.progression and a.progression.rapid)
+        summary += (
+            "; fast rise on a statin: review risk factors" if fast else "; rise on a statin is expected"
+        )
     suggestions: tuple[Suggestion, ...] = ()
     if care_plan is not None:
         suggestions = (_care_plan_suggestion(*care_plan),)

@@ -124,10 +124,16 @@ def _risk_sentence(mesa_with_cac: float | None, symptomatic: bool) -> str | None
 def _change(progression: Progression, current: float) -> str:
     before, now = shown_score(progression.prior_agatston), shown_score(current)
     if progression.on_statin and current > progression.prior_agatston:
-        return (
+        text = (
             f"Your score went from {before} to {now} while you were taking a statin. That is expected and "
             "can mean the plaque is becoming more stable; it does not by itself mean the statin is failing."
         )
+        if progression.rapid:  # Raggi 2004: >15 %/year linked with heart attack even on a statin
+            text += (
+                " This rise was faster than usual, so it is worth reviewing your risk factors and "
+                "treatment with your clinician; do not stop the statin because of it."
+            )
+        return text
     if progression.on_statin is None and current > progression.prior_agatston:
         return (
             f"Your score went from {before} to {now}. If you were taking a statin in between, a rise is "

@@ -631,3 +631,20 @@ def test_symptoms_with_a_low_score_give_no_primary_prevention_aspirin_verdict(cl
     aspirin = next(card for card in cards if "Aspirin" in card["summary"])
     assert aspirin["summary"] == "Aspirin for primary prevention: no statement while symptoms are evaluated"
     assert "below this policy's threshold" not in aspirin["detail"]
+
+
+def test_a_fast_rise_on_a_statin_is_not_summarised_as_simply_expected(client: Any) -> None:
+    # review finding 9: >15 %/year on a statin has been linked with MI (Raggi 2004); the card's
+    # one line must not read "expected" alone
+    resources = example("06-rising-on-statin.json")
+    for resource in resources:
+        if resource.get("id") == "cac-ex06-scan-2022":
+            resource["valueQuantity"]["value"] = 60  # 60 → 260 over 4 years: about 44 %/year
+    status, body = post(
+        client, "cac-patient-view", cb.request("patient-view", patient_id(resources), resources, VIEW_KEYS)
+    )
+    assert status == 200
+    summary = body["cards"][0]
+    assert "rise on a statin is expected" not in summary["summary"]
+    assert "fast rise on a statin" in summary["summary"]
+    assert "failure" not in summary["detail"]

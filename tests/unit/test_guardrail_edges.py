@@ -120,3 +120,17 @@ def test_the_guideline_indication_on_a_statin_reads_as_one_sentence() -> None:
     a = reviewed(f"{BASE} --cac 0 --ldl 195 --statin".replace("--tc 200", "--tc 280"), "lifestyle-first")
     text = next(s.text for s in a.recommendations if s.id == "statin-guideline-indication")
     assert "whatever the calcium score; a statin is already recorded, so continue it" in text
+
+
+# --- review finding 9: a fast rise on a statin is expected in kind, not in pace -----------------------
+
+
+def test_a_fast_rise_on_a_statin_is_worth_reviewing_in_the_patient_text() -> None:
+    a = reviewed(f"{BASE} --cac 200 --prior-cac 50 --prior-date 2023-05-01 --statin")
+    assert a.progression is not None and a.progression.rapid and a.progression.on_statin
+    change = next(p for p in a.explanation.meaning if p.startswith("Your score went from"))
+    assert "faster than usual" in change and "worth reviewing" in change
+    assert "do not stop the statin" in change
+    slow = reviewed(f"{BASE} --cac 200 --prior-cac 150 --prior-date 2023-05-01 --statin")
+    assert slow.progression is not None and not slow.progression.rapid
+    assert "faster than usual" not in " ".join(slow.explanation.meaning)
