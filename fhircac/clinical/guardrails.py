@@ -176,10 +176,27 @@ def _on_statin_words(ctx: Context) -> str:
     return "discuss starting one"
 
 
+def _possible_diabetes_warning(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome:
+    """§14.5: HbA1c ≥6.5 % with no diabetes recorded (ADA diagnostic threshold)."""
+    hba1c = ctx.record.labs.hba1c
+    assert hba1c is not None
+    findings.need("diabetes", "confirming possible diabetes (HbA1c ≥6.5%) before any statin decision")
+    warning = Statement(
+        "hba1c-possible-diabetes",
+        f"HbA1c {hba1c.value:g}% (≥6.5%) with no diabetes recorded: this suggests diabetes; confirm "
+        "it. Until then no 'withhold' or 'no new medication' statement is given, and the risk "
+        "equations assume no diabetes.",
+        c.cite(SECTION, c.ADA_DIAGNOSIS, c.CHOLESTEROL_2018),
+    )
+    return replace(outcome, warnings=(*outcome.warnings, warning))
+
+
 def no_medication(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome:
     """§14.1, 14.2, 14.5, 14.6: when "no new medication" / "withhold" may not be said, and what
     is said instead."""
     policy = ctx.policy.id.value
+    if ctx.possible_diabetes:  # said whatever else indicates a statin: the diagnosis matters beyond it
+        outcome = _possible_diabetes_warning(ctx, outcome, findings)
     indications = statin_indications(ctx)
     if indications:
         reasons = "; ".join(indications)
@@ -217,16 +234,6 @@ def no_medication(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome
             recommendations = (replace(replacement, text=text), *recommendations)
         return replace(outcome, recommendations=recommendations)
     if ctx.possible_diabetes:
-        hba1c = ctx.record.labs.hba1c
-        assert hba1c is not None
-        findings.need("diabetes", "confirming possible diabetes (HbA1c ≥6.5%) before any statin decision")
-        warning = Statement(
-            "hba1c-possible-diabetes",
-            f"HbA1c {hba1c.value:g}% (≥6.5%) with no diabetes recorded: this suggests diabetes; confirm "
-            "it. Until then no 'withhold' or 'no new medication' statement is given, and the risk "
-            "equations assume no diabetes.",
-            c.cite(SECTION, c.ADA_DIAGNOSIS, c.CHOLESTEROL_2018),
-        )
         replacement = Statement(
             "statin-decision-possible-diabetes",
             "Possible diabetes (HbA1c ≥6.5%): confirm it before deciding on a statin; if confirmed at "
@@ -234,7 +241,7 @@ def no_medication(ctx: Context, outcome: Outcome, findings: Findings) -> Outcome
             c.cite(SECTION, c.ADA_DIAGNOSIS, c.CHOLESTEROL_2018),
         )
         recommendations, _ = _replace(outcome.recommendations, Claim.NO_NEW_MEDICATION, replacement)
-        return replace(outcome, recommendations=recommendations, warnings=(*outcome.warnings, warning))
+        return replace(outcome, recommendations=recommendations)
     if ctx.symptomatic:
         replacement = Statement(
             "symptoms-prevention-deferred",

@@ -134,3 +134,18 @@ def test_a_fast_rise_on_a_statin_is_worth_reviewing_in_the_patient_text() -> Non
     slow = reviewed(f"{BASE} --cac 200 --prior-cac 150 --prior-date 2023-05-01 --statin")
     assert slow.progression is not None and not slow.progression.rapid
     assert "faster than usual" not in " ".join(slow.explanation.meaning)
+
+
+# --- §14.5: possible diabetes is said even when a statin is indicated for another reason -------------
+
+
+@pytest.mark.parametrize("policy", BOTH)
+@pytest.mark.parametrize("extra", ["--cac 0 --ldl 195 --hba1c 7", "--cac 1500 --ldl 120 --hba1c 7"])
+def test_hba1c_65_is_possible_diabetes_whatever_else_indicates_a_statin(extra: str, policy: str) -> None:
+    command = f"{BASE} {extra}"
+    if "--ldl 195" in extra:
+        command = command.replace("--tc 200", "--tc 280")
+    a = reviewed(command, policy)
+    assert "hba1c-possible-diabetes" in {s.id for s in a.warnings}
+    assert "diabetes" in {m.field for m in a.missing}
+    assert Claim.STATIN_INDICATED in _stated(a)

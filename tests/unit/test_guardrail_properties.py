@@ -145,6 +145,12 @@ def check_guardrails(record: PatientRecord, assessment: Assessment) -> None:
     if assessment.score.agatston >= 1000 and not known_cad and (age is None or age <= 75):
         assert "at cac ≥1000 a high-intensity statin" in recommendations  # §14.8: read as very high
 
+    # §14.5 HbA1c ≥6.5 % with no diabetes recorded: possible diabetes, said whatever else applies
+    hba1c = record.labs.hba1c
+    if hba1c is not None and hba1c.value >= 6.5 and not record.diabetes:
+        assert "hba1c-possible-diabetes" in {w.id for w in assessment.warnings}
+        assert "diabetes" in {m.field for m in assessment.missing}
+
     # §8 "calm" needs hs-CRP and ApoB
     if assessment.metabolic.state is MetabolicState.CALM:
         measured = {m.marker for m in assessment.metabolic.markers}
