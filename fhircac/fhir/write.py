@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 
 from fhircac import __version__
 from fhircac.clinical import citations as c
-from fhircac.clinical.assessment import Assessment, Statement
+from fhircac.clinical.assessment import Assessment, Claim, Statement
 from fhircac.clinical.summary import to_summary
 from fhircac.fhir import codes
 from fhircac.fhir.inputs import validate_resource
@@ -40,6 +40,7 @@ _PREDICTIONS = (
 _MEDICATION_PREFIXES = ("statin-", "ldl-190", "aspirin-", "lf-aspirin-", "lf-cac-100-399-ldl-lowering")
 _THERAPY_PREFIXES = (*_MEDICATION_PREFIXES, "secondary-prevention", "lf-cac-", "cac-low-risk")
 _SERVICE_REQUEST_IDS = ("lpa-measure-once", "symptoms-evaluate-first")
+_PROPOSES_MEDICINE = frozenset({Claim.STATIN_INDICATED, Claim.STATIN_REASONABLE, Claim.ASPIRIN_CONSIDERED})
 
 
 class OutputInvalid(RuntimeError):
@@ -276,10 +277,12 @@ def _activity_code(statement_id: str) -> str:
     return "workup-consideration"
 
 
-def _activity_kind(statement_id: str, code: str) -> str | None:
-    if statement_id.startswith(_MEDICATION_PREFIXES):
+def _activity_kind(statement: Statement, code: str) -> str | None:
+    # A MedicationRequest activity proposes a medicine: only where the statement does (REFERENCE
+    # §14.7), never for "withhold a statin" or "aspirin is not advised".
+    if statement.claims & _PROPOSES_MEDICINE:
         return "MedicationRequest"
-    if code == "lab-monitoring" or statement_id in _SERVICE_REQUEST_IDS:
+    if code == "lab-monitoring" or statement.id in _SERVICE_REQUEST_IDS:
         return "ServiceRequest"
     return None
 
@@ -287,7 +290,7 @@ def _activity_kind(statement_id: str, code: str) -> str | None:
 def _statement_activity(statement: Statement, code: str | None = None) -> dict[str, Any]:
     code = code or _activity_code(statement.id)
     detail: dict[str, Any] = {}
-    kind = _activity_kind(statement.id, code)
+    kind = _activity_kind(statement, code)
     if kind:
         detail["kind"] = kind
     detail |= {

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
+from fhircac.clinical.assessment import Claim
 from fhircac.clinical.policies import get_policy
 from fhircac.evaluate import Evaluation, evaluate
 from fhircac.fhir import codes, conformance
@@ -219,3 +220,20 @@ def test_id_less_scans_of_different_patients_get_different_identifiers() -> None
     first = run(bundle("A")).produced.risk_assessment["identifier"]
     second = run(bundle("B")).produced.risk_assessment["identifier"]
     assert first != second and first[0]["value"].startswith("riskassessment:Observation-content-")
+
+
+@pytest.mark.parametrize("policy", ["acc-aha-2018", "lifestyle-first"])
+@pytest.mark.parametrize("name", CASES)
+def test_a_medication_activity_only_where_a_statement_proposes_the_medicine(name: str, policy: str) -> None:
+    # REFERENCE §14.7 (plans agree with rules): "withhold a statin" or "aspirin is not advised" is not
+    # a proposed MedicationRequest; the activity kind follows what the statement claims
+    evaluation = example(name, policy)
+    assert evaluation.assessment is not None and evaluation.produced.care_plan is not None
+    proposes = {Claim.STATIN_INDICATED, Claim.STATIN_REASONABLE, Claim.ASPIRIN_CONSIDERED}
+    medicines = {s.id for s in evaluation.assessment.recommendations if s.claims & proposes}
+    kinds = {
+        d["reasonCode"][0]["coding"][0]["code"]: d.get("kind")
+        for d in (a["detail"] for a in evaluation.produced.care_plan["activity"])
+        if "coding" in d["reasonCode"][0]
+    }
+    assert {rule for rule, kind in kinds.items() if kind == "MedicationRequest"} == medicines
