@@ -36,7 +36,7 @@ from fhircac.clinical.record import (
     Vessel,
 )
 from fhircac.clinical.units import Analyte, to_canonical
-from fhircac.fhir import codes
+from fhircac.fhir import codes, terminology
 from fhircac.fhir.inputs import Located, PatientInput
 from fhircac.fhir.issues import Issue
 
@@ -55,6 +55,45 @@ _LPA_MOLAR_CODE, _LPA_MASS_CODE = "43583-4", "10835-7"
 _ORDER_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order"})
 _CONFIRMED = frozenset({"confirmed"})
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+# Renewals (service choice, README "Medication periods"): an order stopped or completed without an
+# end date runs on to the next order of its class if that follows within RENEWAL_GAP (yearly
+# renewals plus a month's grace); an order with a recorded end, if the next follows within
+# REFILL_GAP of that end.
+RENEWAL_GAP = timedelta(days=400)
+REFILL_GAP = timedelta(days=90)
+_DURATION_DAYS = {"d": 1, "wk": 7, "mo": 30, "a": 365, "day": 1, "days": 1, "week": 7, "weeks": 7}
+
+
+@dataclass(frozen=True)
+class _Order:
+    located: Located
+    start: date | None
+    end: date | None  # recorded or implied by the supply; None when not known
+    active: bool
+    name: str | None
+    prior: str | None  # priorPrescription reference
+
+
+def _supply_end(start: date, dispense: dict[str, Any]) -> date | None:
+    """The last day covered by the dispensed supply, when the order gives one."""
+    duration = dispense.get("expectedSupplyDuration") or {}
+    value = duration.get("value")
+    per = _DURATION_DAYS.get(str(duration.get("code") or duration.get("unit") or "").lower())
+    if not _is_number(value) or per is None or value <= 0:
+        return None
+    repeats = dispense.get("numberOfRepeatsAllowed")
+    fills = 1 + (repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else 0)
+    try:
+        return start + timedelta(days=round(value * per * fills))
+    except OverflowError:
+        return None
+
+
+def _reference(value: Any) -> str | None:
+    reference = value.get("reference") if isinstance(value, dict) else None
+    return reference if isinstance(reference, str) else None
 
 
 @dataclass(frozen=True)
@@ -130,7 +169,16 @@ class _Reader:
         labs, systolic_bp = self._labs(observations)
         medications, unknown_medications = self._medications()
         problems_listed = bool(self.data.of_type("Condition"))
-        diabetes, coronary, symptoms, bleeding = self._conditions(problems_listed)
+        problems = self._conditions(problems_listed)
+        if problems.subclinical and not problems.coronary:
+            first = problems.subclinical[0]
+            self.note(
+                first.location,
+                "coronary atherosclerosis without angina, infarction or revascularisation is recorded: read "
+                "as subclinical atherosclerosis (what the calcium score measures), not as known ASCVD, so "
+                "the CAC assessment applies",
+            )
+        bleeding = self._bleeding_risk(problems, medications, problems_listed)
         record = PatientRecord(
             scans=tuple(scans),
             age=age,
@@ -140,14 +188,15 @@ class _Reader:
             systolic_bp=systolic_bp,
             medications=tuple(medications),
             unknown_medications=unknown_medications,
-            diabetes=True if diabetes else (False if problems_listed else None),
-            current_smoker=self._smoking(observations),
+            diabetes=True if problems.diabetes else (False if problems_listed else None),
+            current_smoker=self._smoking(observations, problems.tobacco),
             family_history_premature_chd=self._family_history(observations),
-            coronary_history=tuple(sorted(coronary)),
-            coronary_history_unknown=not coronary and not problems_listed,
-            symptoms=True if symptoms else None,
-            high_bleeding_risk=True if bleeding else (False if problems_listed else None),
+            coronary_history=tuple(sorted(problems.coronary)),
+            coronary_history_unknown=not problems.coronary and not problems_listed,
+            symptoms=True if problems.symptoms else None,
+            high_bleeding_risk=bleeding,
             patient_id=self.data.patient.key,
+            deceased=self._deceased(),
         )
         self.result.record = record
         return self.result
@@ -188,13 +237,34 @@ class _Reader:
         return StatedAge.from_birth_date(date(year, month, day), scan_day)
 
     def _sex(self) -> Sex | None:
-        gender = self.data.patient.resource.get("gender")
+        """``gender``; when it is absent or unknown (US Core 8+ makes it optional), the
+        us-core-individual-sex extension, then us-core-birthsex, each said in a note."""
+        patient = self.data.patient
+        gender = patient.resource.get("gender")
         if gender in ("female", "male"):
             return Sex(gender)
-        if gender is not None:
+        if gender not in (None, "unknown"):
             self.warn(
-                self.data.patient.at("gender"),
+                patient.at("gender"),
                 f"gender {gender!r}: the percentile and risk equations are sex-specific, so they are "
+                "not computed",
+            )
+            return None
+        for url, read, name in (
+            (codes.US_CORE_INDIVIDUAL_SEX, _individual_sex, "the us-core-individual-sex extension"),
+            (codes.US_CORE_BIRTH_SEX, _birth_sex, "birth sex (us-core-birthsex)"),
+        ):
+            for extension in patient.resource.get("extension") or []:
+                if isinstance(extension, dict) and extension.get("url") == url and (sex := read(extension)):
+                    self.note(
+                        patient.at("extension"),
+                        f"no gender: sex read as {sex.value} from {name} (the equations are sex-specific)",
+                    )
+                    return sex
+        if gender == "unknown":
+            self.warn(
+                patient.at("gender"),
+                "gender 'unknown': the percentile and risk equations are sex-specific, so they are "
                 "not computed",
             )
         return None
@@ -484,30 +554,92 @@ class _Reader:
             return None
         return Measurement(converted, canonical, day, located.key)
 
-    def _smoking(self, observations: list[Located]) -> bool | None:
+    def _smoking(self, observations: list[Located], conditions: list[tuple[Located, bool]]) -> bool | None:
+        """The latest smoking status (72166-2 or 11367-0, SNOMED or LOINC answers); an active
+        tobacco-use Condition counts from its date unless a later status says otherwise."""
         latest: tuple[date, bool | None, Located] | None = None
         for located in observations:
-            if _loinc(located) != codes.SMOKING_STATUS:
+            if _loinc(located) not in terminology.smoking_observation_codes():
                 continue
             day = self._effective_date(located) or date.min
             if day > self.as_of:
                 continue
-            answer = _codes_of(located.resource.get("valueCodeableConcept"), codes.SNOMED)
-            smoker: bool | None = None
-            if answer & codes.CURRENT_SMOKER:
-                smoker = True
-            elif answer & codes.NOT_CURRENT_SMOKER:
-                smoker = False
-            else:
-                self.warn(
-                    located.at("valueCodeableConcept"), "smoking status not recognised: read as unknown"
-                )
+            smoker = self._smoking_answer(located)
             if latest is None or latest[0] <= day:
+                latest = (day, smoker, located)
+        for located, smoker in conditions:
+            text = located.resource.get("onsetDateTime") or located.resource.get("recordedDate")
+            day = (_full_date(str(text)) if text else None) or date.min
+            if latest is None or latest[0] < day or (latest[1] is None and smoker):
+                self.note(located.location, "smoking status read from the problem list")
                 latest = (day, smoker, located)
         if latest is None:
             return None
         self.result.use(latest[2])
         return latest[1]
+
+    def _smoking_answer(self, located: Located) -> bool | None:
+        concept = located.resource.get("valueCodeableConcept")
+        answer = _codes_of(concept, codes.SNOMED)
+        if answer & codes.CURRENT_SMOKER:
+            return True
+        if answer & codes.NOT_CURRENT_SMOKER:
+            return False
+        for coding in _codings(concept):
+            found = terminology.smoking_answer(coding.get("system"), coding.get("code"))
+            if found == "current":
+                return True
+            if found in ("not-current", "smokeless"):
+                if found == "smokeless":
+                    self.note(located.at("valueCodeableConcept"), "smokeless tobacco: not read as smoking")
+                return False
+        self.warn(located.at("valueCodeableConcept"), "smoking status not recognised: read as unknown")
+        return None
+
+    def _bleeding_risk(
+        self, problems: _Problems, medications: list[MedicationPeriod], problems_listed: bool
+    ) -> bool | None:
+        """Raised bleeding risk for aspirin decisions: a bleeding condition, or an anticoagulant or
+        P2Y12 inhibitor taken on the assessment date (or long-term anticoagulant use, Z79.01)."""
+        antithrombotic = [
+            m
+            for m in medications
+            if m.drug_class in (DrugClass.ANTICOAGULANT, DrugClass.P2Y12_INHIBITOR)
+            and m.active_on(self.as_of)
+        ]
+        if antithrombotic:
+            names = ", ".join(sorted({m.name or m.drug_class.value for m in antithrombotic}))
+            self.note(
+                self.data.patient.location,
+                f"taking {names} on {self.as_of}: read as raised bleeding risk for aspirin decisions and "
+                "as antithrombotic therapy already given",
+            )
+        if problems.anticoagulant_use:
+            self.note(
+                self.data.patient.location,
+                "long-term anticoagulant use is on the problem list: read as raised bleeding risk",
+            )
+        if problems.bleeding or problems.anticoagulant_use or antithrombotic:
+            return True
+        return False if problems_listed else None
+
+    def _deceased(self) -> bool | None:
+        patient = self.data.patient
+        resource = patient.resource
+        if isinstance(resource.get("deceasedBoolean"), bool):
+            dead = bool(resource["deceasedBoolean"])
+        elif resource.get("deceasedDateTime"):
+            day = _full_date(str(resource["deceasedDateTime"]))
+            dead = day is None or day <= self.as_of
+        else:
+            return None
+        if dead:
+            self.warn(
+                patient.location,
+                "the patient is recorded as deceased: the record is assessed, but no active care plan or "
+                "repeat scan is proposed",
+            )
+        return dead
 
     def _family_history(self, observations: list[Located]) -> bool | None:
         stated: bool | None = None
@@ -585,49 +717,123 @@ class _Reader:
         if not statements:
             self.note(
                 self.data.patient.location,
-                "no medication list: statin, other lipid-lowering, blood-pressure and aspirin use unknown",
+                "no medication list: statin, other lipid-lowering, blood-pressure, aspirin and "
+                "antithrombotic use unknown",
             )
             return [], frozenset(DrugClass)
         periods: list[MedicationPeriod] = []
         unknown: set[DrugClass] = set()
+        orders: dict[DrugClass, list[_Order]] = {}
         for located in statements:
-            classes, name = self._drug_classes(located)
-            if not classes:
+            classified = self._drug_classes(located)
+            if classified.unrecognised:
+                self.note(
+                    located.location,
+                    f"looks like a cardiovascular medication but is not recognised "
+                    f"({classified.unrecognised}): not counted",
+                )
+            if not classified.classes:
+                if classified.note:
+                    self.note(located.location, classified.note)
                 continue
+            if classified.note:
+                self.note(located.location, classified.note)
             status = located.resource.get("status")
             if status == "unknown":
-                unknown |= classes
+                unknown |= classified.classes
                 continue
-            period = self._period(located, status)
+            if located.type == "MedicationRequest":
+                order = self._order(located, status, classified.name)
+                if order is not None:
+                    for drug_class in classified.classes:
+                        orders.setdefault(drug_class, []).append(order)
+                continue
+            period = self._statement_period(located, status)
             if period is None:
                 continue
-            start, end = period
-            for drug_class in sorted(classes):
-                periods.append(MedicationPeriod(drug_class, start, end, name, located.key))
+            for drug_class in sorted(classified.classes):
+                periods.append(MedicationPeriod(drug_class, *period, classified.name, located.key))
             self.result.use(located)
+        for drug_class in sorted(orders):
+            periods += self._courses(drug_class, orders[drug_class])
         return periods, frozenset(unknown)
 
-    def _period(self, located: Located, status: Any) -> tuple[date | None, date | None] | None:
+    def _order(self, located: Located, status: Any, name: str | None) -> _Order | None:
+        """A MedicationRequest as an order: its start, and its end where one is recorded or implied
+        by the supply dispensed (expectedSupplyDuration × (1 + numberOfRepeatsAllowed))."""
         resource = located.resource
-        if located.type == "MedicationRequest":
-            if resource.get("intent") not in _ORDER_INTENTS or status not in (
-                "active",
-                "completed",
-                "stopped",
-            ):
-                return None
-            validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
-            start = self._period_bound(located, resource.get("authoredOn") or validity.get("start"), True)
-            ending = validity.get("end") if status in ("completed", "stopped") else None
-            end = self._period_bound(located, ending, first=False)
+        if resource.get("intent") not in _ORDER_INTENTS or status not in ("active", "completed", "stopped"):
+            return None
+        dispense = resource.get("dispenseRequest") or {}
+        validity = dispense.get("validityPeriod") or {}
+        start = self._period_bound(located, resource.get("authoredOn") or validity.get("start"), True)
+        if status == "active":
+            end = None
         else:
-            if status in ("not-taken", "entered-in-error", "intended"):
-                return None
-            effective = resource.get("effectivePeriod") or {}
-            start = self._period_bound(
-                located, effective.get("start") or resource.get("effectiveDateTime"), True
+            end = self._period_bound(located, validity.get("end"), first=False)
+            if end is None and start is not None:
+                end = _supply_end(start, dispense)
+        prior = _reference(resource.get("priorPrescription") or {})
+        return _Order(located, start, end, status == "active", name, prior)
+
+    def _courses(self, drug_class: DrugClass, orders: list[_Order]) -> list[MedicationPeriod]:
+        """Orders of one drug class as courses: a renewal (the next order of the class, within
+        RENEWAL_GAP of the last order date when no end is recorded, within REFILL_GAP of a recorded
+        end, or naming it as priorPrescription) continues the course without a break. Orders dated
+        after the assessment date only say that the earlier one was still running then."""
+        ordered = sorted(orders, key=lambda o: o.start or date.min)
+        periods: list[MedicationPeriod] = []
+        unended: list[_Order] = []
+        future = 0
+        for index, order in enumerate(ordered):
+            if order.start is not None and order.start > self.as_of:
+                future += 1
+                continue
+            end = None if order.active else order.end
+            following = ordered[index + 1] if index + 1 < len(ordered) else None
+            if not order.active and following is not None and self._renews(order, following):
+                assert following.start is not None
+                end = None if following.start > self.as_of else max(following.start, end or following.start)
+            elif not order.active and order.end is None:
+                end = order.start
+                unended.append(order)
+                if end is None:
+                    self.warn(order.located.location, "ignored: no dates, so when it was taken is unknown")
+                    continue
+            periods.append(MedicationPeriod(drug_class, order.start, end, order.name, order.located.key))
+            self.result.use(order.located)
+        if unended:
+            last = unended[-1]
+            self.note(
+                last.located.location,
+                f"{drug_class.value}: {len(unended)} order(s) stopped or completed without an end date and "
+                f"not renewed within {RENEWAL_GAP.days} days: each taken as ending on its order date "
+                f"(last {last.start})",
             )
-            end = self._period_bound(located, effective.get("end"), first=False)
+        if future:
+            self.note(
+                self.data.patient.location,
+                f"{drug_class.value}: {future} order(s) dated after the assessment date {self.as_of} "
+                "ignored (they only show that the order before them was still running)",
+            )
+        return periods
+
+    def _renews(self, order: _Order, following: _Order) -> bool:
+        if following.start is None or order.start is None:
+            return False
+        if following.prior is not None and following.prior in (order.located.key, order.located.full_url):
+            return True
+        if order.end is not None:
+            return following.start - order.end <= REFILL_GAP
+        return following.start - order.start <= RENEWAL_GAP
+
+    def _statement_period(self, located: Located, status: Any) -> tuple[date | None, date | None] | None:
+        resource = located.resource
+        if status in ("not-taken", "entered-in-error", "intended"):
+            return None
+        effective = resource.get("effectivePeriod") or {}
+        start = self._period_bound(located, effective.get("start") or resource.get("effectiveDateTime"), True)
+        end = self._period_bound(located, effective.get("end"), first=False)
         if status in ("completed", "stopped", "on-hold") and end is None:
             asserted = self._period_bound(located, resource.get("dateAsserted"), first=False)
             end = asserted or start
@@ -659,7 +865,7 @@ class _Reader:
         self.note(located.location, f"partial date {text!r} read as {bound}")
         return bound
 
-    def _drug_classes(self, located: Located) -> tuple[set[DrugClass], str | None]:
+    def _drug_classes(self, located: Located) -> Classified:
         concepts = []
         resource = located.resource
         if "medicationCodeableConcept" in resource:
@@ -669,12 +875,11 @@ class _Reader:
         if medication is not None:
             concepts.append(medication.resource.get("code"))
             concepts += [i.get("itemCodeableConcept") for i in medication.resource.get("ingredient") or []]
-        return classify_medication(c for c in concepts if c)
+        return read_medication(c for c in concepts if isinstance(c, dict))
 
     # -- conditions and procedures -----------------------------------------------------------------
-    def _conditions(self, problems_listed: bool) -> tuple[bool, set[CoronaryHistory], bool, bool]:
-        diabetes = symptoms = bleeding = False
-        coronary: set[CoronaryHistory] = set()
+    def _conditions(self, problems_listed: bool) -> _Problems:
+        found = _Problems()
         for located in self.data.of_type("Condition"):
             resource = located.resource
             verification = _codes_of(resource.get("verificationStatus"), None)
@@ -686,33 +891,13 @@ class _Reader:
                         located.location, f"ignored: verification status {status} (only confirmed is used)"
                     )
                 continue
-            if self._after_as_of(located, resource.get("onsetDateTime") or resource.get("recordedDate")):
+            recorded = resource.get("onsetDateTime") or resource.get("recordedDate")
+            if self._after_as_of(located, recorded):
                 continue
             active = not (
                 _codes_of(resource.get("clinicalStatus"), None) & {"inactive", "resolved", "remission"}
             )
-            history = coronary_history(concept)
-            if history is not None:  # a past MI or stent stays history, whatever its clinical status
-                coronary.add(history)
-                self.result.use(located)
-            elif active and (
-                _codes_of(concept, codes.SNOMED) & codes.DIABETES_SNOMED
-                or _icd10_match(concept, codes.DIABETES_ICD10)
-            ):
-                diabetes = True
-                self.result.use(located)
-            elif active and (
-                _codes_of(concept, codes.SNOMED) & codes.SYMPTOM_SNOMED
-                or _icd10_match(concept, codes.SYMPTOM_ICD10)
-            ):
-                symptoms = True
-                self.result.use(located)
-            elif active and (
-                _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
-                or _icd10_match(concept, codes.BLEEDING_ICD10)
-            ):
-                bleeding = True
-                self.result.use(located)
+            self._condition(located, concept, active, found)
         for located in self.data.of_type("Procedure"):
             performed = located.resource.get("performedDateTime") or (
                 located.resource.get("performedPeriod") or {}
@@ -722,19 +907,133 @@ class _Reader:
             if located.resource.get("status") in ("completed", "in-progress"):
                 history = coronary_history(located.resource.get("code"))
                 if history is not None:
-                    coronary.add(history)
+                    found.coronary.add(history)
                     self.result.use(located)
+                elif _looks_relevant(located.resource.get("code")):
+                    self._unrecognised(located, "procedure")
         if not problems_listed:
             self.note(
                 self.data.patient.location,
-                "no problem list (no Condition): diabetes, known coronary disease and bleeding risk unknown",
+                "no problem list (no Condition): diabetes, known ASCVD and bleeding risk unknown",
             )
-        return diabetes, coronary, symptoms, bleeding
+        return found
+
+    def _condition(self, located: Located, concept: Any, active: bool, found: _Problems) -> None:
+        kinds = {c.kind: c for c in _concepts(concept)}
+        history = coronary_history(concept)
+        if history is not None:  # a past MI, stroke or stent stays history, whatever its clinical status
+            found.coronary.add(history)
+            self.result.use(located)
+            return
+        if Kind.HAEMORRHAGIC_STROKE in kinds:
+            found.bleeding = True
+            self.result.use(located)
+            self.note(
+                located.location,
+                f"{kinds[Kind.HAEMORRHAGIC_STROKE].display!r}: a haemorrhagic stroke is not atherosclerotic "
+                "disease; read as raised bleeding risk",
+            )
+            return
+        if Kind.SUBCLINICAL in kinds:
+            found.subclinical.append(located)
+            return
+        smoking = _smoking_of(concept)
+        if smoking is not None and active:
+            found.tobacco.append((located, smoking))
+            return
+        if not active:
+            return
+        if (
+            Kind.DIABETES in kinds
+            or (Kind.GESTATIONAL_DIABETES not in kinds and _icd10_match(concept, codes.DIABETES_ICD10))
+            or _codes_of(concept, codes.SNOMED) & codes.DIABETES_SNOMED
+        ):
+            found.diabetes = True
+            self.result.use(located)
+        elif Kind.GESTATIONAL_DIABETES in kinds:
+            self.note(located.location, "diabetes in pregnancy is not read as diabetes mellitus")
+        elif _codes_of(concept, codes.SNOMED) & codes.SYMPTOM_SNOMED or _icd10_match(
+            concept, codes.SYMPTOM_ICD10
+        ):
+            found.symptoms = True
+            self.result.use(located)
+        elif _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK or _icd10_match(
+            concept, codes.BLEEDING_ICD10
+        ):
+            found.bleeding = True
+            self.result.use(located)
+        elif Kind.ANTICOAGULANT_USE in kinds:
+            found.anticoagulant_use = True
+            self.result.use(located)
+        elif Kind.FAMILIAL_HYPERCHOLESTEROLAEMIA in kinds:
+            self.note(
+                located.location,
+                "familial hypercholesterolaemia is recorded: fhircac's rules do not read it; the guideline "
+                "treats it apart from the calcium score",
+            )
+        elif _looks_relevant(concept):
+            self._unrecognised(located, "condition")
+
+    def _unrecognised(self, located: Located, what: str) -> None:
+        concept = located.resource.get("code")
+        described = _describe_codes(_codings(concept), [str((concept or {}).get("text") or "")])
+        self.note(
+            located.location,
+            f"looks like a cardiovascular {what} but is not recognised ({described}): not counted",
+        )
+
+
+@dataclass
+class _Problems:
+    """What the problem list and procedures say, gathered before it becomes the record."""
+
+    diabetes: bool = False
+    symptoms: bool = False
+    bleeding: bool = False
+    anticoagulant_use: bool = False  # Z79.01 long-term anticoagulant use
+    coronary: set[CoronaryHistory] = field(default_factory=set)
+    subclinical: list[Located] = field(default_factory=list)
+    tobacco: list[tuple[Located, bool]] = field(default_factory=list)  # active, smoker or not
+
+
+Kind = terminology.ConditionKind
+
+
+def _concepts(concept: Any) -> list[terminology.Concept]:
+    found = (terminology.condition(c.get("system"), c.get("code")) for c in _codings(concept))
+    return [c for c in found if c is not None]
+
+
+def _smoking_of(concept: Any) -> bool | None:
+    """Smoker (True) or not (False) by a tobacco-use answer code; None when it is none."""
+    for coding in _codings(concept):
+        answer = terminology.smoking_answer(coding.get("system"), coding.get("code"))
+        if answer == "current":
+            return True
+        if answer in ("not-current", "smokeless"):
+            return False
+    return None
+
+
+_RELEVANT_WORDS = re.compile(
+    r"diabet|infarct|coronary|angina|stroke|ischaemi|ischemi|stent|bypass|cabg|atheroscl|arterioscl|"
+    r"claudication|transient isch|cerebrovasc|peripheral arter|\bpad\b|\bcad\b|\bmi\b"
+)
+
+
+def _looks_relevant(concept: Any) -> bool:
+    """Cardiovascular or diabetes wording (not prediabetes) in a concept no table recognises."""
+    texts = [str((concept or {}).get("text") or "")] + [
+        str(c.get("display") or "") for c in _codings(concept)
+    ]
+    text = " ".join(texts).lower().replace("prediabet", "")
+    return bool(_RELEVANT_WORDS.search(text))
 
 
 def _is_relevant_condition(concept: Any) -> bool:
     return bool(
         coronary_history(concept) is not None
+        or _concepts(concept)
         or _codes_of(concept, codes.SNOMED) & (codes.DIABETES_SNOMED | codes.SYMPTOM_SNOMED)
         or _icd10_match(concept, (*codes.DIABETES_ICD10, *codes.SYMPTOM_ICD10, *codes.BLEEDING_ICD10))
         or _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
@@ -773,7 +1072,11 @@ def _codings(concept: Any) -> list[dict[str, Any]]:
 
 
 def _codes_of(concept: Any, system: str | None) -> set[str]:
-    return {str(c.get("code")) for c in _codings(concept) if system is None or c.get("system") == system}
+    return {
+        str(c.get("code"))
+        for c in _codings(concept)
+        if system is None or terminology.system_of(c.get("system")) == system
+    }
 
 
 def _code_in(concept: Any, system: str, wanted: Iterable[str]) -> bool:
@@ -781,7 +1084,7 @@ def _code_in(concept: Any, system: str, wanted: Iterable[str]) -> bool:
 
 
 def _codings_match(concept: Any, wanted: frozenset[tuple[str, str]]) -> bool:
-    return any((c.get("system"), c.get("code")) in wanted for c in _codings(concept))
+    return any((terminology.system_of(c.get("system")), c.get("code")) in wanted for c in _codings(concept))
 
 
 def _fhircac_code(concept: Any) -> str | None:
@@ -789,7 +1092,9 @@ def _fhircac_code(concept: Any) -> str | None:
     return next(iter(found)) if found else None
 
 
-_READ_LOINC = frozenset(codes.LAB_CODES) | codes.BLOOD_PRESSURE_PANELS | {codes.SMOKING_STATUS}
+_READ_LOINC = (
+    frozenset(codes.LAB_CODES) | codes.BLOOD_PRESSURE_PANELS | terminology.smoking_observation_codes()
+)
 
 
 def _loinc(located: Located) -> str | None:
@@ -806,17 +1111,54 @@ def _icd10_match(concept: Any, prefixes: Iterable[str]) -> bool:
     wanted = tuple(_icd10(p) for p in prefixes)
     systems = codes.ICD10_SYSTEMS
     return any(
-        _icd10(c.get("code")).startswith(wanted) for c in _codings(concept) if c.get("system") in systems
+        _icd10(c.get("code")).startswith(wanted)
+        for c in _codings(concept)
+        if terminology.system_of(c.get("system")) in systems
     )
 
 
+# The most telling history first, when one concept carries several codes.
+_HISTORY_ORDER = (
+    CoronaryHistory.MYOCARDIAL_INFARCTION,
+    CoronaryHistory.BYPASS,
+    CoronaryHistory.STENT,
+    CoronaryHistory.CORONARY_DISEASE,
+    CoronaryHistory.STROKE_OR_TIA,
+    CoronaryHistory.PERIPHERAL_ARTERY_DISEASE,
+)
+
+
 def coronary_history(concept: Any) -> CoronaryHistory | None:
-    for code in sorted(_codes_of(concept, codes.SNOMED)):
-        if code in codes.CORONARY_SNOMED:
-            return codes.CORONARY_SNOMED[code]
+    """Clinical ASCVD a condition or procedure code records: the terminology tables first (value
+    sets, incl. CPT and ICD-10-PCS procedures), then REFERENCE §12's codes and ICD-10 prefixes.
+    Coronary atherosclerosis alone and haemorrhagic stroke are not clinical ASCVD here."""
+    histories: set[CoronaryHistory] = set()
+    excluded = False
+    for coding in _codings(concept):
+        system, code = coding.get("system"), coding.get("code")
+        for found in (terminology.condition(system, code), terminology.procedure(system, code)):
+            if found is None:
+                continue
+            if found.history is not None:
+                histories.add(found.history)
+            elif found.kind in (Kind.SUBCLINICAL, Kind.HAEMORRHAGIC_STROKE):
+                excluded = True
+    if excluded and not histories:
+        return None
+    histories |= {
+        codes.CORONARY_SNOMED[c] for c in _codes_of(concept, codes.SNOMED) if c in codes.CORONARY_SNOMED
+    }
+    by_prefix = _coronary_by_icd10(concept)
+    if by_prefix is not None:
+        histories.add(by_prefix)
+    return next((h for h in _HISTORY_ORDER if h in histories), None)
+
+
+def _coronary_by_icd10(concept: Any) -> CoronaryHistory | None:
+    """REFERENCE §12's ICD-10 codes as prefixes, the longest match winning (I25.2 MI over I25)."""
     best: tuple[int, CoronaryHistory] | None = None
     for coding in _codings(concept):
-        if coding.get("system") not in codes.ICD10_SYSTEMS:
+        if terminology.system_of(coding.get("system")) not in codes.ICD10_SYSTEMS:
             continue
         code = _icd10(coding.get("code"))
         for prefix, history in codes.CORONARY_ICD10.items():
@@ -825,34 +1167,110 @@ def coronary_history(concept: Any) -> CoronaryHistory | None:
     return best[1] if best else None
 
 
-_WORD = re.compile(r"[a-z]+")
+@dataclass(frozen=True)
+class Classified:
+    """What a medication was read as, and what needs saying about how."""
+
+    classes: frozenset[DrugClass]
+    name: str | None
+    note: str | None = None  # e.g. a name matched despite its spelling
+    unrecognised: str | None = None  # the codes of a cardiovascular-looking medication not recognised
 
 
-def classify_medication(concepts: Iterable[dict[str, Any]]) -> tuple[set[DrugClass], str | None]:
-    """Drug classes of a medication: RxNorm ingredient, then ATC (longest prefix), then names."""
+def read_medication(concepts: Iterable[dict[str, Any]]) -> Classified:
+    """Drug classes of a medication: by code in the terminology tables, then by RxNorm ingredient or
+    ATC (longest prefix), then by ingredient or brand name in its text and displays."""
     classes: set[DrugClass] = set()
     name: str | None = None
+    reservation: str | None = None
     texts: list[str] = []
+    codings: list[dict[str, Any]] = []
     for concept in concepts:
         texts.append(str(concept.get("text") or ""))
         for coding in _codings(concept):
-            system, code = coding.get("system"), str(coding.get("code", ""))
+            codings.append(coding)
             texts.append(str(coding.get("display") or ""))
-            if system == codes.RXNORM and code in codes.RXNORM_INGREDIENTS:
-                drug_class, name = codes.RXNORM_INGREDIENTS[code]
-                classes.add(drug_class)
-            elif system == codes.ATC:
-                prefixes = [p for p in codes.ATC_PREFIXES if code.upper().startswith(p)]
-                if prefixes:
-                    classes.update(codes.ATC_PREFIXES[max(prefixes, key=len)])
-                    name = name or coding.get("display") or code
+            found = terminology.drug(coding.get("system"), coding.get("code"))
+            if found is not None:
+                classes |= found.classes
+                name = name or (found.name if found.classes else None)
+                reservation = reservation or found.note
+    if not classes:
+        classes, name = _by_ingredient_or_atc(codings)
+    note = None
     if not classes:
         for text in texts:
-            for word in _WORD.findall(text.lower()):
-                if word in codes.DRUG_NAMES:
-                    classes.add(codes.DRUG_NAMES[word])
-                    name = name or word
+            match = terminology.drug_by_name(text) if text else None
+            if match is not None:
+                classes |= match.classes
+                name = name or match.name
+                if match.misspelt and note is None:
+                    note = f"{text!r} read as {match.name} (a misspelling of the name)"
+    unrecognised = None
+    if not classes and reservation is None and any(terminology.looks_cardiovascular(t) for t in texts):
+        unrecognised = _describe_codes(codings, texts)
+    return Classified(frozenset(classes), name, note or reservation, unrecognised)
+
+
+def _by_ingredient_or_atc(codings: list[dict[str, Any]]) -> tuple[set[DrugClass], str | None]:
+    classes: set[DrugClass] = set()
+    name: str | None = None
+    for coding in codings:
+        system, code = terminology.system_of(coding.get("system")), str(coding.get("code", ""))
+        if system == codes.RXNORM and code in codes.RXNORM_INGREDIENTS:
+            drug_class, name = codes.RXNORM_INGREDIENTS[code]
+            classes.add(drug_class)
+        elif system == codes.ATC:
+            prefixes = [p for p in codes.ATC_PREFIXES if code.upper().startswith(p)]
+            if prefixes:
+                classes.update(codes.ATC_PREFIXES[max(prefixes, key=len)])
+                name = name or coding.get("display") or code
     return classes, name
+
+
+_SYSTEM_NAMES = {
+    codes.RXNORM: "RxNorm",
+    codes.SNOMED: "SNOMED",
+    codes.ATC: "ATC",
+    codes.ICD10_CM: "ICD-10-CM",
+    codes.LOINC: "LOINC",
+    codes.CPT: "CPT",
+    terminology.ICD10_PCS: "ICD-10-PCS",
+}
+
+
+def _describe_codes(codings: list[dict[str, Any]], texts: list[str]) -> str:
+    described = [
+        f"{_SYSTEM_NAMES.get(terminology.system_of(c.get('system')), c.get('system'))} {c.get('code')}"
+        + (f" {c['display']!r}" if c.get("display") else "")
+        for c in codings
+    ]
+    if not described:
+        described = [repr(t) for t in texts if t][:1] or ["no code"]
+    return ", ".join(described)
+
+
+def classify_medication(concepts: Iterable[dict[str, Any]]) -> tuple[set[DrugClass], str | None]:
+    """Drug classes of a medication and the name it was recognised by (see ``read_medication``)."""
+    classified = read_medication(concepts)
+    return set(classified.classes), classified.name
+
+
+_INDIVIDUAL_SEX = {
+    (codes.SNOMED, "248152002"): Sex.FEMALE,
+    (codes.SNOMED, "248153007"): Sex.MALE,
+    ("http://hl7.org/fhir/administrative-gender", "female"): Sex.FEMALE,
+    ("http://hl7.org/fhir/administrative-gender", "male"): Sex.MALE,
+}
+
+
+def _individual_sex(extension: dict[str, Any]) -> Sex | None:
+    coding = extension.get("valueCoding") or {}
+    return _INDIVIDUAL_SEX.get((terminology.system_of(coding.get("system")), str(coding.get("code"))))
+
+
+def _birth_sex(extension: dict[str, Any]) -> Sex | None:
+    return {"F": Sex.FEMALE, "M": Sex.MALE}.get(str(extension.get("valueCode")))
 
 
 def _us_core_codes(patient: dict[str, Any], url: str, part_url: str) -> set[str]:

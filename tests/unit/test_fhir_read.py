@@ -376,7 +376,7 @@ def test_refuted_condition_is_ignored() -> None:
     [
         ("Z95.5", codes.ICD10_CM, CoronaryHistory.STENT),
         ("I25.2", codes.ICD10_CM, CoronaryHistory.MYOCARDIAL_INFARCTION),  # longest prefix beats I25
-        ("I25.10", codes.ICD10_CM, CoronaryHistory.CORONARY_DISEASE),
+        ("I25.110", codes.ICD10_CM, CoronaryHistory.CORONARY_DISEASE),  # with unstable angina
         ("Z95.1", codes.ICD10, CoronaryHistory.BYPASS),
     ],
 )
