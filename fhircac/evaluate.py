@@ -15,6 +15,7 @@ from typing import Any
 from fhircac.clinical.assess import assess
 from fhircac.clinical.assessment import Assessment
 from fhircac.clinical.errors import InvalidInput
+from fhircac.clinical.inputs import record_inputs
 from fhircac.clinical.policies import Policy
 from fhircac.clinical.summary import to_summary
 from fhircac.fhir.inputs import PatientInput, group_by_patient
@@ -30,8 +31,14 @@ class Evaluation:
     produced: Produced
 
     def summary(self) -> dict[str, Any]:
-        """The ARCHITECTURE summary, plus what reading assumed or ignored (``input_notes``)."""
-        return {**to_summary(self.assessment), "input_notes": read_notes(self.read.issues)}
+        """The ARCHITECTURE summary, plus what was read (``inputs``, see ``clinical.inputs``) and what
+        reading assumed or ignored (``input_notes``)."""
+        assert self.read.record is not None  # an evaluation exists only for a record that was read
+        return {
+            **to_summary(self.assessment),
+            "inputs": record_inputs(self.read.record),
+            "input_notes": read_notes(self.read.issues),
+        }
 
 
 class _DuplicateKey(ValueError):

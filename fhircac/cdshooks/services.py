@@ -18,6 +18,8 @@ from fhircac.cdshooks import content
 from fhircac.cdshooks.cards import Card
 from fhircac.cdshooks.prefetch import READER_KEYS, TEMPLATES, Gathered, gather
 from fhircac.clinical.assessment import Assessment
+from fhircac.clinical.inputs import describe as describe_inputs
+from fhircac.clinical.inputs import record_inputs
 from fhircac.clinical.orders import review_aspirin_order, review_scan_order
 from fhircac.clinical.policies import Policy
 from fhircac.clinical.record import DrugClass, PatientRecord
@@ -195,7 +197,12 @@ def _patient_view_cards(
             care_plan = assessment_and_plan(assessment, read)
     cards = [
         content.summary_card(
-            assessment, gathered, care_plan, situation.report_url(patient_id, gathered), situation
+            assessment,
+            gathered,
+            care_plan,
+            situation.report_url(patient_id, gathered),
+            situation,
+            describe_inputs(record_inputs(read.record)) if read.record is not None else (),
         )
     ]
     lpa = next((r for r in assessment.recommendations if r.id == "lpa-measure-once"), None)
