@@ -1,7 +1,8 @@
 """``fhircac evaluate``: FHIR documents in, one assessment per patient out (read → assess → write).
 
-All or nothing: if any document or patient has an error, nothing is produced and every problem is
-returned, so a caller never writes half a batch.
+Patient by patient: a patient whose record has an error is refused (every problem is returned), the
+others are assessed. A document with an error outside any one patient's record (an unresolvable
+reference, a transaction mixing patients) refuses the patients of that document only.
 """
 
 from __future__ import annotations
@@ -124,13 +125,14 @@ def evaluate(
     writing: bool = True,
     care_plan: bool = True,
 ) -> tuple[list[Evaluation], list[Issue]]:
-    """Every patient in ``documents``; the evaluations are empty when any issue is an error.
+    """Every patient in ``documents`` that could be assessed; the issues say why any other was not.
 
     ``writing``: the resources will go to a FHIR server, so every patient must be referable.
     ``care_plan``: see ``produce`` (False for a scan a later one has replaced).
     """
     groups, issues = group_by_patient(documents)
     document_notes = [i for i in issues if not i.is_error]
+    refused_documents = {i.location.split(": ", 1)[0] for i in issues if i.is_error}
     if not groups and not has_errors(issues):
         issues.append(Issue("error", "required", "(input)", "no Patient found in the input"))
     evaluations = []
@@ -138,6 +140,8 @@ def evaluate(
         # The document's notes (e.g. resources of unread types) travel with its patients' results;
         # ``issues`` already holds them once.
         origin = group.patient.location.split(": ", 1)[0]
+        if origin in refused_documents:
+            continue
         read, assessment, found = assess_group(group, policy, as_of)
         issues += found
         read.issues += [note for note in document_notes if note.location.split(": ", 1)[0] == origin]
@@ -149,11 +153,11 @@ def evaluate(
             continue
         if assessment is None:
             continue
+        if has_errors(found):
+            continue
         evaluations.append(
             Evaluation(read, assessment, produce(assessment, read, recorded=recorded, care_plan=care_plan))
         )
-    if has_errors(issues):
-        return [], issues
     return evaluations, issues
 
 

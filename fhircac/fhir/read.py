@@ -160,7 +160,8 @@ class _Reader:
     def read(self) -> ReadResult:
         observations = [o for o in self.data.of_type("Observation") if self._usable_observation(o)]
         scans = self._scans(observations)
-        if not scans:
+        self._defective_scans(scans)
+        if not scans and not self.data.defective_scans:
             self.error(
                 self.data.patient.location, "no usable CAC score Observation for this patient", "required"
             )
@@ -200,6 +201,29 @@ class _Reader:
         )
         self.result.record = record
         return self.result
+
+    def _defective_scans(self, scans: list[CacScan]) -> None:
+        """A CAC Observation that is not valid FHIR refuses the patient when it may be the current
+        scan (dated on or after the latest valid one, or undated); an earlier one is only dropped."""
+        latest = max((s.date for s in scans), default=None)
+        for defect in self.data.defective_scans:
+            resource = defect.located.resource
+            text = resource.get("effectiveDateTime") if isinstance(resource, dict) else None
+            day = _full_date(text) if isinstance(text, str) else None
+            if day is not None and (day > self.as_of or (latest is not None and day < latest)):
+                when = (
+                    "after the assessment date" if day > self.as_of else f"before the current scan {latest}"
+                )
+                for problem in defect.problems:
+                    self.warn(problem.location, f"{problem.message} (a CAC scan {when}: not read)")
+                continue
+            self.result.issues.extend(defect.problems)
+            self.error(
+                defect.located.location,
+                "this CAC Observation may be the current scan and is not valid FHIR, so no "
+                "interpretation is given",
+                "structure",
+            )
 
     def _usable_observation(self, located: Located) -> bool:
         status = located.resource.get("status")
