@@ -74,6 +74,7 @@ class PatientInput:
     resources: list[Located] = field(default_factory=list)
     medications: dict[str, Located] = field(default_factory=dict)  # reference → Medication
     defective_scans: list[Defect] = field(default_factory=list)  # CAC Observations that are not valid
+    listed: set[str] = field(default_factory=set)  # types present but not read (a list exists)
 
     def of_type(self, resource_type: str) -> list[Located]:
         return [r for r in self.resources if r.type == resource_type]
@@ -245,6 +246,7 @@ def collect(
     issues: list[Issue],
     unread: list[Located] | None = None,
     defective: list[Defect] | None = None,
+    listed: list[Located] | None = None,
 ) -> list[Located]:
     """The readable resources of one input document (a Bundle or a single resource).
 
@@ -252,7 +254,8 @@ def collect(
     whose codes fhircac does not read) are skipped unvalidated with one note per type, and go to
     ``unread`` (they may still be the target of a reference). A read resource that is not valid
     FHIR goes to ``defective`` with its problems (the reader decides: dropped with a note, unless it
-    is the current CAC scan); without ``defective`` its problems are errors.
+    is the current CAC scan); without ``defective`` its problems are errors. Conditions and
+    medication statements not read go to ``listed``: they still show that a list exists.
     """
     location = f"{origin}: {_type_name(document)}"
     if not _is_bundle(document):
@@ -308,6 +311,8 @@ def collect(
             continue
         if not relevance.is_read(resource):
             not_read[resource_type] = not_read.get(resource_type, 0) + 1
+            if listed is not None and resource_type in relevance.LISTS:
+                listed.append(located)
             continue
         problems = _problems(resource, located.location)
         if not problems:
@@ -404,8 +409,9 @@ def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInpu
     everything: list[Located] = []
     unread: list[Located] = []
     defects: list[Defect] = []
+    listed: list[Located] = []
     for origin, document in documents:
-        collected = collect(document, origin, issues, unread, defects)
+        collected = collect(document, origin, issues, unread, defects, listed)
         if _is_bundle(document) and document.get("type") == "transaction":
             patients = [r for r in collected if r.type == "Patient"]
             if len(patients) > 1:
@@ -475,6 +481,11 @@ def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInpu
             names = ", ".join(sorted(referred))
             message = f"a transaction Bundle is one patient's record, but this one refers to several: {names}"
             issues.append(Issue("error", "business-rule", f"{origin}: Bundle", message))
+    for located in listed:
+        reference = _reference(located.resource.get(PATIENT_ELEMENT[located.type]))
+        target = index.resolve(reference) if reference else None
+        if target is not None and target.key in groups:
+            groups[target.key].listed.add(located.type)
     for defect in defects:
         _place_defect(defect, groups, index, issues)
     for group in groups.values():

@@ -39,6 +39,7 @@ from fhircac.clinical.units import Analyte, to_canonical
 from fhircac.fhir import codes, terminology
 from fhircac.fhir.inputs import Located, PatientInput
 from fhircac.fhir.issues import Issue
+from fhircac.fhir.relevance import Classified, describe_codes, looks_relevant, read_medication
 
 _LAB_FIELDS = {
     Analyte.TOTAL_CHOLESTEROL: "total_cholesterol",
@@ -169,7 +170,7 @@ class _Reader:
         age = self._age(current_day)
         labs, systolic_bp = self._labs(observations)
         medications, unknown_medications = self._medications()
-        problems_listed = bool(self.data.of_type("Condition"))
+        problems_listed = bool(self.data.of_type("Condition")) or "Condition" in self.data.listed
         problems = self._conditions(problems_listed)
         if problems.subclinical and not problems.coronary:
             first = problems.subclinical[0]
@@ -738,7 +739,7 @@ class _Reader:
     # -- medications -------------------------------------------------------------------------------
     def _medications(self) -> tuple[list[MedicationPeriod], frozenset[DrugClass]]:
         statements = self.data.of_type("MedicationStatement") + self.data.of_type("MedicationRequest")
-        if not statements:
+        if not statements and not self.data.listed & {"MedicationStatement", "MedicationRequest"}:
             self.note(
                 self.data.patient.location,
                 "no medication list: statin, other lipid-lowering, blood-pressure, aspirin and "
@@ -933,7 +934,7 @@ class _Reader:
                 if history is not None:
                     found.coronary.add(history)
                     self.result.use(located)
-                elif _looks_relevant(located.resource.get("code")):
+                elif looks_relevant(located.resource.get("code")):
                     self._unrecognised(located, "procedure")
         if not problems_listed:
             self.note(
@@ -995,12 +996,12 @@ class _Reader:
                 "familial hypercholesterolaemia is recorded: fhircac's rules do not read it; the guideline "
                 "treats it apart from the calcium score",
             )
-        elif _looks_relevant(concept):
+        elif looks_relevant(concept):
             self._unrecognised(located, "condition")
 
     def _unrecognised(self, located: Located, what: str) -> None:
         concept = located.resource.get("code")
-        described = _describe_codes(_codings(concept), [str((concept or {}).get("text") or "")])
+        described = describe_codes(_codings(concept), [str((concept or {}).get("text") or "")])
         self.note(
             located.location,
             f"looks like a cardiovascular {what} but is not recognised ({described}): not counted",
@@ -1037,21 +1038,6 @@ def _smoking_of(concept: Any) -> bool | None:
         if answer in ("not-current", "smokeless"):
             return False
     return None
-
-
-_RELEVANT_WORDS = re.compile(
-    r"diabet|infarct|coronary|angina|stroke|ischaemi|ischemi|stent|bypass|cabg|atheroscl|arterioscl|"
-    r"claudication|transient isch|cerebrovasc|peripheral arter|\bpad\b|\bcad\b|\bmi\b"
-)
-
-
-def _looks_relevant(concept: Any) -> bool:
-    """Cardiovascular or diabetes wording (not prediabetes) in a concept no table recognises."""
-    texts = [str((concept or {}).get("text") or "")] + [
-        str(c.get("display") or "") for c in _codings(concept)
-    ]
-    text = " ".join(texts).lower().replace("prediabet", "")
-    return bool(_RELEVANT_WORDS.search(text))
 
 
 def _is_relevant_condition(concept: Any) -> bool:
@@ -1189,89 +1175,6 @@ def _coronary_by_icd10(concept: Any) -> CoronaryHistory | None:
             if code.startswith(_icd10(prefix)) and (best is None or len(prefix) > best[0]):
                 best = (len(prefix), history)
     return best[1] if best else None
-
-
-@dataclass(frozen=True)
-class Classified:
-    """What a medication was read as, and what needs saying about how."""
-
-    classes: frozenset[DrugClass]
-    name: str | None
-    note: str | None = None  # e.g. a name matched despite its spelling
-    unrecognised: str | None = None  # the codes of a cardiovascular-looking medication not recognised
-
-
-def read_medication(concepts: Iterable[dict[str, Any]]) -> Classified:
-    """Drug classes of a medication: by code in the terminology tables, then by RxNorm ingredient or
-    ATC (longest prefix), then by ingredient or brand name in its text and displays."""
-    classes: set[DrugClass] = set()
-    name: str | None = None
-    reservation: str | None = None
-    texts: list[str] = []
-    codings: list[dict[str, Any]] = []
-    for concept in concepts:
-        texts.append(str(concept.get("text") or ""))
-        for coding in _codings(concept):
-            codings.append(coding)
-            texts.append(str(coding.get("display") or ""))
-            found = terminology.drug(coding.get("system"), coding.get("code"))
-            if found is not None:
-                classes |= found.classes
-                name = name or (found.name if found.classes else None)
-                reservation = reservation or found.note
-    if not classes:
-        classes, name = _by_ingredient_or_atc(codings)
-    note = None
-    if not classes:
-        for text in texts:
-            match = terminology.drug_by_name(text) if text else None
-            if match is not None:
-                classes |= match.classes
-                name = name or match.name
-                if match.misspelt and note is None:
-                    note = f"{text!r} read as {match.name} (a misspelling of the name)"
-    unrecognised = None
-    if not classes and reservation is None and any(terminology.looks_cardiovascular(t) for t in texts):
-        unrecognised = _describe_codes(codings, texts)
-    return Classified(frozenset(classes), name, note or reservation, unrecognised)
-
-
-def _by_ingredient_or_atc(codings: list[dict[str, Any]]) -> tuple[set[DrugClass], str | None]:
-    classes: set[DrugClass] = set()
-    name: str | None = None
-    for coding in codings:
-        system, code = terminology.system_of(coding.get("system")), str(coding.get("code", ""))
-        if system == codes.RXNORM and code in codes.RXNORM_INGREDIENTS:
-            drug_class, name = codes.RXNORM_INGREDIENTS[code]
-            classes.add(drug_class)
-        elif system == codes.ATC:
-            prefixes = [p for p in codes.ATC_PREFIXES if code.upper().startswith(p)]
-            if prefixes:
-                classes.update(codes.ATC_PREFIXES[max(prefixes, key=len)])
-                name = name or coding.get("display") or code
-    return classes, name
-
-
-_SYSTEM_NAMES = {
-    codes.RXNORM: "RxNorm",
-    codes.SNOMED: "SNOMED",
-    codes.ATC: "ATC",
-    codes.ICD10_CM: "ICD-10-CM",
-    codes.LOINC: "LOINC",
-    codes.CPT: "CPT",
-    terminology.ICD10_PCS: "ICD-10-PCS",
-}
-
-
-def _describe_codes(codings: list[dict[str, Any]], texts: list[str]) -> str:
-    described = [
-        f"{_SYSTEM_NAMES.get(terminology.system_of(c.get('system')), c.get('system'))} {c.get('code')}"
-        + (f" {c['display']!r}" if c.get("display") else "")
-        for c in codings
-    ]
-    if not described:
-        described = [repr(t) for t in texts if t][:1] or ["no code"]
-    return ", ".join(described)
 
 
 def classify_medication(concepts: Iterable[dict[str, Any]]) -> tuple[set[DrugClass], str | None]:
