@@ -72,7 +72,10 @@ CAC_CODES: frozenset[tuple[str, str]] = frozenset(
 AGATSTON_METHOD = (DICOM, "112055")
 # UCUM codes accepted for a score: REFERENCE §12 gives "1" and "{Agatston}"; "{score}" is used by
 # the HL7 Lithuania CVD IG (notes/fhir.md §7). "{Agatston}" is what fhircac writes.
-AGATSTON_UNITS = frozenset({"1", "{Agatston}", "{score}", "{Agatston'U}"})
+# Any UCUM {annotation} is unity: {AU} and {Agatston_units} are what scanners also send (review F12).
+AGATSTON_UNITS = frozenset(
+    {"1", "{Agatston}", "{score}", "{Agatston'U}", "{AU}", "{Agatston_units}", "{Agatston units}"}
+)
 AGATSTON_UNIT_TEXT = frozenset({"agatston", "au", "score", "agatston units", "agatston score", "1"})
 VESSEL_COMPONENTS: dict[str, Vessel] = {
     "cac-left-main": Vessel.LEFT_MAIN,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any, TypeGuard
 
@@ -53,6 +53,11 @@ _LAB_FIELDS = {
     Analyte.HBA1C: "hba1c",
 }
 _LPA_MOLAR_CODE, _LPA_MASS_CODE = "43583-4", "10835-7"
+_BOUND = object()  # a lab value given as a bound or as text: reported, not used
+_VALUE_STRING = re.compile(r"^\s*(<=|>=|<|>|≤|≥)?\s*(\d+(?:\.\d+)?)\s*([^\s\d<>=].*?)\s*$")
+# Labs and vitals older than this before the current scan are not used as its current values
+# (README "How FHIR is read"); the metabolic markers have their own one-year caution in the core.
+CURRENT_VALUE_AGE = timedelta(days=round(3 * 365.25))
 _ORDER_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order"})
 _CONFIRMED = frozenset({"confirmed"})
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -168,7 +173,7 @@ class _Reader:
             )
         current_day = max((s.date for s in scans), default=self.as_of)
         age = self._age(current_day)
-        labs, systolic_bp = self._labs(observations)
+        labs, systolic_bp = self._labs(observations, current_day)
         medications, unknown_medications = self._medications()
         problems_listed = bool(self.data.of_type("Condition")) or "Condition" in self.data.listed
         problems = self._conditions(problems_listed)
@@ -332,8 +337,20 @@ class _Reader:
     # -- CAC scans ---------------------------------------------------------------------------------
     def _scans(self, observations: list[Located]) -> list[CacScan]:
         scans: dict[date, tuple[CacScan, Located]] = {}
+        per_vessel: list[tuple[Located, Vessel]] = []
         for located in observations:
             if not _codings_match(located.resource.get("code"), codes.CAC_CODES):
+                continue
+            site = located.resource.get("bodySite")
+            if site is not None and not _whole_heart(site):
+                vessel = _vessel(site)
+                if vessel is None:
+                    self.note(
+                        located.location,
+                        "a CAC score for a body site that is not a coronary artery fhircac knows: not read",
+                    )
+                else:
+                    per_vessel.append((located, vessel))
                 continue
             scan = self._scan(located)
             if scan is None:
@@ -344,20 +361,23 @@ class _Reader:
                 )
                 continue
             earlier = scans.get(scan.date)
-            if earlier is not None:
-                if earlier[0].agatston == scan.agatston:
-                    self.note(
-                        located.location, f"same scan as {earlier[1].key} (same date and score): read once"
-                    )
-                    continue
+            if earlier is None:
+                scans[scan.date] = (scan, located)
+                continue
+            if earlier[0].agatston == scan.agatston:
+                self.note(located.location, f"same scan as {earlier[1].key} (same date and score): read once")
+                continue
+            chosen = self._correction(located, earlier[1])
+            if chosen is None:
                 self.error(
                     located.location,
                     f"two different CAC scores on {scan.date}: {scan.agatston:g} here and "
                     f"{earlier[0].agatston:g} in {earlier[1].key}",
                     "business-rule",
                 )
-                continue
-            scans[scan.date] = (scan, located)
+            elif chosen is located:
+                scans[scan.date] = (scan, located)
+        self._vessel_scores(per_vessel, scans)
         ordered = sorted(scans.values(), key=lambda pair: pair[0].date)
         for index, (_scan, located) in enumerate(ordered):
             name = "cac" if index == len(ordered) - 1 else f"scans[{index}]"
@@ -366,6 +386,51 @@ class _Reader:
         if ordered:
             self.result.current_scan = SourceRef.of(ordered[-1][1])
         return [scan for scan, _ in ordered]
+
+    def _correction(self, one: Located, other: Located) -> Located | None:
+        """Of two scores on one day, the correction: status corrected/amended over final, else the
+        later ``issued``; None when nothing tells them apart."""
+
+        def rank(located: Located) -> tuple[int, str]:
+            status = located.resource.get("status")
+            return (1 if status in ("corrected", "amended") else 0, str(located.resource.get("issued") or ""))
+
+        first, second = rank(one), rank(other)
+        if first == second or (first[0] == second[0] and not (first[1] and second[1])):
+            return None
+        chosen, replaced = (one, other) if first > second else (other, one)
+        why = (
+            "its status is " + str(chosen.resource.get("status"))
+            if first[0] != second[0]
+            else "it was issued later"
+        )
+        self.note(
+            chosen.location,
+            f"two CAC scores on one day: this one replaces {replaced.key} because {why} (a correction)",
+        )
+        return chosen
+
+    def _vessel_scores(
+        self, per_vessel: list[tuple[Located, Vessel]], scans: dict[date, tuple[CacScan, Located]]
+    ) -> None:
+        """Per-vessel Observations (told apart by bodySite) join the total of their day."""
+        by_day: dict[date, dict[Vessel, float]] = {}
+        for located, vessel in per_vessel:
+            day = self._effective_date(located)
+            value = self._score(located, located.resource, "")
+            if day is None or value is None:
+                continue
+            if day not in scans:
+                self.note(
+                    located.location, f"a per-vessel CAC score ({vessel.value}) without a total on {day}"
+                )
+                continue
+            by_day.setdefault(day, {})[vessel] = value
+            self.result.use(located)
+        for day, vessels in by_day.items():
+            scan, source = scans[day]
+            completed = self._complete_vessels(source, scan.agatston, vessels)
+            scans[day] = (replace(scan, vessel_scores=completed), source)
 
     def _scan(self, located: Located) -> CacScan | None:
         resource = located.resource
@@ -481,7 +546,19 @@ class _Reader:
         return day
 
     # -- labs and vitals ---------------------------------------------------------------------------
-    def _labs(self, observations: list[Located]) -> tuple[Labs, Measurement | None]:
+    def _same_day(self, analyte: Analyte, used: Located, other: Located) -> None:
+        same_time = used.resource.get("effectiveDateTime") == other.resource.get("effectiveDateTime")
+        how = (
+            "given first in the input (same time, nothing else tells them apart)"
+            if same_time
+            else "taken later"
+        )
+        self.warn(
+            used.location,
+            f"two {analyte.value} values on one day ({used.key} and {other.key}): the one {how} is used",
+        )
+
+    def _labs(self, observations: list[Located], scan_day: date) -> tuple[Labs, Measurement | None]:
         latest: dict[Analyte, tuple[Measurement, Located]] = {}
         for located in observations:
             for analyte, value, unit, path, code in self._lab_values(located):
@@ -501,16 +578,25 @@ class _Reader:
                 if code in codes.LAB_CODES_WITH_NOTE:
                     self.note(located.at("code"), codes.LAB_CODES_WITH_NOTE[code])
                 current = latest.get(analyte)
-                if current is not None and current[0].date == day and current[0].value != measurement.value:
-                    self.warn(
-                        located.location,
-                        f"two {analyte.value} values on {day} ({current[1].key} and {located.key}): "
-                        "the one with the later effective time is used",
-                    )
                 if current is None or _later(located, day, current[1], current[0].date):
+                    if (
+                        current is not None
+                        and current[0].date == day
+                        and current[0].value != measurement.value
+                    ):
+                        self._same_day(analyte, located, current[1])
                     latest[analyte] = (measurement, located)
+                elif current[0].date == day and current[0].value != measurement.value:
+                    self._same_day(analyte, current[1], located)
         values: dict[str, Measurement] = {}
         for analyte, (measurement, located) in latest.items():
+            if measurement.date is not None and measurement.date < scan_day - CURRENT_VALUE_AGE:
+                self.note(
+                    located.location,
+                    f"the latest {analyte.value} is from {measurement.date}, more than 3 years before the "
+                    f"scan ({scan_day}): not used as a current value",
+                )
+                continue
             name = "systolic_bp" if analyte is Analyte.SYSTOLIC_BP else _LAB_FIELDS[analyte]
             values[name] = measurement
             self.result.use(located)
@@ -530,18 +616,39 @@ class _Reader:
                     yield Analyte.SYSTOLIC_BP, *self._quantity(located, component, path), "8480-6"
 
     def _quantity(self, located: Located, element: dict[str, Any], path: str) -> tuple[Any, str | None, str]:
+        """Value, unit and where. A value given as a bound ("<0.3 mg/L", a comparator) is never read
+        as that number: it is reported and not used (``_BOUND``)."""
         prefix = f"{path}." if path else ""
         quantity = element.get("valueQuantity")
         if quantity is None:
+            text = element.get("valueString")
+            if isinstance(text, str):
+                return self._value_string(located, text, f"{prefix}valueString")
             return None, None, f"{prefix}value[x]"
         unit = quantity.get("code") if quantity.get("system") in (codes.UCUM, None) else None
         if quantity.get("comparator"):
             self.note(
                 located.at(f"{prefix}valueQuantity"),
-                f"value given as {quantity['comparator']}{quantity.get('value')}: "
-                f"read as {quantity.get('value')}",
+                f"value given as {quantity['comparator']}{quantity.get('value')}"
+                f"{' ' + str(quantity['unit']) if quantity.get('unit') else ''}: a bound, not an exact "
+                "value, so it is not used",
             )
+            return _BOUND, None, f"{prefix}valueQuantity"
         return quantity.get("value"), unit or quantity.get("unit"), f"{prefix}valueQuantity"
+
+    def _value_string(self, located: Located, text: str, path: str) -> tuple[Any, str | None, str]:
+        match = _VALUE_STRING.match(text)
+        if match is None:
+            self.note(located.at(path), f"result given as text {text!r}: not a number with a unit, not used")
+            return _BOUND, None, path
+        comparator, number, unit = match.groups()
+        if comparator:
+            self.note(
+                located.at(path), f"result given as {text!r}: a bound, not an exact value, so it is not used"
+            )
+            return _BOUND, None, path
+        self.note(located.at(path), f"result given as text {text!r}: read as {number} {unit}")
+        return float(number), unit, path
 
     def _measurement(
         self,
@@ -553,6 +660,8 @@ class _Reader:
         code: str,
         day: date,
     ) -> Measurement | None:
+        if value is _BOUND:
+            return None
         if value is None:
             if path.endswith("value[x]") and any(k.startswith("value") for k in located.resource):
                 self.error(located.at(path), f"{analyte.value} must be a Quantity with a unit", "value")
@@ -1048,6 +1157,44 @@ def _is_relevant_condition(concept: Any) -> bool:
         or _icd10_match(concept, (*codes.DIABETES_ICD10, *codes.SYMPTOM_ICD10, *codes.BLEEDING_ICD10))
         or _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
     )
+
+
+# Coronary arteries by SNOMED body structure or by name (per-vessel CAC Observations, bodySite).
+_VESSEL_SNOMED = {"3227004": Vessel.LEFT_MAIN, "13647002": Vessel.RCA}
+_VESSEL_WORDS = (
+    ("left main", Vessel.LEFT_MAIN),
+    (r"\blm\b", Vessel.LEFT_MAIN),
+    ("anterior descending", Vessel.LAD),
+    (r"\blad\b", Vessel.LAD),
+    ("circumflex", Vessel.LCX),
+    (r"\blcx\b", Vessel.LCX),
+    ("right coronary", Vessel.RCA),
+    (r"\brca\b", Vessel.RCA),
+)
+_WHOLE_HEART = re.compile(r"\bheart\b|coronary arteries|all coronary|whole")
+
+
+def _site_text(site: Any) -> str:
+    return " ".join(
+        [str((site or {}).get("text") or "")] + [str(c.get("display") or "") for c in _codings(site)]
+    ).lower()
+
+
+_WHOLE_HEART_SNOMED = frozenset({"80891009", "41801008"})  # heart structure, coronary artery structure
+
+
+def _whole_heart(site: Any) -> bool:
+    if _vessel(site) is not None:
+        return False
+    return bool(_codes_of(site, codes.SNOMED) & _WHOLE_HEART_SNOMED or _WHOLE_HEART.search(_site_text(site)))
+
+
+def _vessel(site: Any) -> Vessel | None:
+    for code in _codes_of(site, codes.SNOMED):
+        if code in _VESSEL_SNOMED:
+            return _VESSEL_SNOMED[code]
+    text = _site_text(site)
+    return next((vessel for pattern, vessel in _VESSEL_WORDS if re.search(pattern, text)), None)
 
 
 def _later(located: Located, day: date, other: Located, other_day: date | None) -> bool:
