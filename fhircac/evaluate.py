@@ -155,8 +155,10 @@ def evaluate(
             continue
         if has_errors(found):
             continue
+        # A deceased patient's record is assessed, but no active care plan is proposed.
+        plan = care_plan and not (read.record is not None and read.record.deceased)
         evaluations.append(
-            Evaluation(read, assessment, produce(assessment, read, recorded=recorded, care_plan=care_plan))
+            Evaluation(read, assessment, produce(assessment, read, recorded=recorded, care_plan=plan))
         )
     return evaluations, issues
 

@@ -185,7 +185,8 @@ def _patient_view_cards(
         return [content.not_interpretable_card(view.issues, situation)]
     assessment, read = view.assessment, view.read
     care_plan = None
-    if "cacCarePlans" not in gathered.unavailable and not situation.writes_back:
+    deceased = bool(read.record and read.record.deceased)  # no plan is proposed for a deceased patient
+    if "cacCarePlans" not in gathered.unavailable and not situation.writes_back and not deceased:
         wanted = care_plan_identifier(assessment, read)
         existing = [
             identifier

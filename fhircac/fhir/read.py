@@ -39,7 +39,7 @@ from fhircac.clinical.units import Analyte, to_canonical
 from fhircac.fhir import codes, terminology
 from fhircac.fhir.inputs import Located, PatientInput
 from fhircac.fhir.issues import Issue
-from fhircac.fhir.relevance import Classified, describe_codes, looks_relevant, read_medication
+from fhircac.fhir.relevance import Classified, describe_codes, looks_like_cac, looks_relevant, read_medication
 
 _LAB_FIELDS = {
     Analyte.TOTAL_CHOLESTEROL: "total_cholesterol",
@@ -167,6 +167,16 @@ class _Reader:
         observations = [o for o in self.data.of_type("Observation") if self._usable_observation(o)]
         scans = self._scans(observations)
         self._defective_scans(scans)
+        if not scans:
+            for located in observations:
+                if looks_like_cac(located.resource) and not _codings_match(
+                    located.resource.get("code"), codes.CAC_CODES
+                ):
+                    self.note(
+                        located.location,
+                        "worded like a CAC score but not coded as one (SNOMED 450360000 or 450734004, "
+                        "or fhircac cac-total): not read",
+                    )
         if not scans and not self.data.defective_scans:
             self.error(
                 self.data.patient.location, "no usable CAC score Observation for this patient", "required"
@@ -206,6 +216,7 @@ class _Reader:
             deceased=self._deceased(),
         )
         self.result.record = record
+        self.result.issues = _merge_repeats(self.result.issues)
         return self.result
 
     def _defective_scans(self, scans: list[CacScan]) -> None:
@@ -1204,6 +1215,25 @@ def _later(located: Located, day: date, other: Located, other_day: date | None) 
     return str(located.resource.get("effectiveDateTime", "")) > str(
         other.resource.get("effectiveDateTime", "")
     )
+
+
+def _merge_repeats(issues: list[Issue]) -> list[Issue]:
+    """One note for many alike (a renewal series, forty refills): the first place, and how many."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for issue in issues:
+        if not issue.is_error:
+            key = (issue.severity, issue.code, issue.message)
+            counts[key] = counts.get(key, 0) + 1
+    merged: list[Issue] = []
+    seen: set[tuple[str, str, str]] = set()
+    for issue in issues:
+        key = (issue.severity, issue.code, issue.message)
+        if issue.is_error or counts[key] == 1:
+            merged.append(issue)
+        elif key not in seen:
+            seen.add(key)
+            merged.append(replace(issue, message=f"{issue.message} (and {counts[key] - 1} more like it)"))
+    return merged
 
 
 def read_patient(data: PatientInput, as_of: date) -> ReadResult:

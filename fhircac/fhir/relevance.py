@@ -57,9 +57,20 @@ def is_cac(resource: dict[str, Any]) -> bool:
     return bool(_keys(_code_codings(resource) or []) & codes.CAC_CODES)
 
 
+_CAC_WORDS = re.compile(r"calcium scor|agatston|\bcac\b")
+
+
+def looks_like_cac(resource: dict[str, Any]) -> bool:
+    """Worded like a calcium score, whatever its code (so an uncoded one can be pointed at)."""
+    concept = resource.get("code")
+    texts = [str(concept.get("text") or "")] if isinstance(concept, dict) else []
+    texts += [str(c.get("display") or "") for c in _code_codings(resource) or []]
+    return bool(_CAC_WORDS.search(" ".join(texts).lower()))
+
+
 def read_observation(resource: dict[str, Any]) -> bool:
     codings = _code_codings(resource)
-    return codings is None or bool(_keys(codings) & _OBSERVATION_CODES)
+    return codings is None or bool(_keys(codings) & _OBSERVATION_CODES) or looks_like_cac(resource)
 
 
 def read_procedure(resource: dict[str, Any]) -> bool:
