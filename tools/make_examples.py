@@ -123,7 +123,7 @@ UNIT_TEXT = {"u[IU]/mL": "µIU/mL"}  # human-readable unit where the UCUM code i
 
 # --- other codes --------------------------------------------------------------------------------------
 CAC_SNOMED = known("450360000", {code for _, code in codes.CAC_CODES})
-SYSTOLIC = _loinc_for(Analyte.SYSTOLIC_BP)
+SYSTOLIC = known("8480-6", codes.LAB_CODES)
 DIASTOLIC = "8462-4"  # not read by fhircac
 BP_PANEL = known("85354-9", codes.BLOOD_PRESSURE_PANELS)
 SMOKING_ANSWERS: dict[str, tuple[str, str]] = {

@@ -123,6 +123,7 @@ LAB_CODES: dict[str, Analyte] = {
     "17856-6": Analyte.HBA1C,  # by HPLC (service choice: the review saw it sent, F13)
     "3043-7": Analyte.TRIGLYCERIDES,  # fasting (service choice: F13)
     "8480-6": Analyte.SYSTOLIC_BP,
+    "8459-0": Analyte.SYSTOLIC_BP,  # sitting (service choice: the review saw it sent, F13)
     # Moles/volume variants that SI laboratories send (service choice: not in REFERENCE §12).
     "14647-2": Analyte.TOTAL_CHOLESTEROL,
     "14646-4": Analyte.HDL,

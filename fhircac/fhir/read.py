@@ -801,21 +801,28 @@ class _Reader:
             for h in self.data.of_type("FamilyMemberHistory")
             if h.resource.get("status") != "entered-in-error"
         ]
-        undetermined = False
+        verdicts = set()
         for located in histories:
             verdict = self._premature_chd(located)
-            if verdict:
+            if verdict == "premature":
                 self.result.use(located)
                 return True
-            undetermined = undetermined or verdict is None
+            verdicts.add(verdict)
         if stated is not None:
             return stated
-        if histories and not undetermined:
+        if verdicts == {"later"} or verdicts == {"later", "unrelated"}:
             return False
+        if verdicts == {"unrelated"}:
+            self.note(
+                histories[0].location,
+                "family history is recorded, but none of it is coronary disease in a first-degree "
+                "relative: premature coronary disease in the family is unknown, not ruled out",
+            )
         return None
 
-    def _premature_chd(self, located: Located) -> bool | None:
-        """True: a first-degree relative had CHD before 55 (male) / 65 (female); None: cannot tell."""
+    def _premature_chd(self, located: Located) -> str:
+        """premature: a first-degree relative had CHD before 55 (male) / 65 (female); later: CHD in a
+        first-degree relative at a later age; unknown: cannot tell; unrelated: no such CHD recorded."""
         resource = located.resource
         relationship = _codes_of(resource.get("relationship"), codes.V3_ROLE_CODE)
         sex = _codes_of(resource.get("sex"), "http://hl7.org/fhir/administrative-gender")
@@ -844,10 +851,9 @@ class _Reader:
                     "coronary disease in a first-degree relative, but the age at onset or the relative's "
                     "sex is not given: cannot tell whether it was premature",
                 )
-                return None
-            if onset < limit:
-                return True
-        return False
+                return "unknown"
+            return "premature" if onset < limit else "later"
+        return "unrelated"
 
     def _after_as_of(self, located: Located, text: Any) -> bool:
         day = _full_date(str(text)) if text else None
