@@ -157,7 +157,7 @@ def is_read(resource: dict[str, Any]) -> bool:
 
 _RELEVANT_WORDS = re.compile(
     r"diabet|infarct|coronary|angina|stroke|ischaemi|ischemi|stent|bypass|cabg|atheroscl|arterioscl|"
-    r"claudication|transient isch|cerebrovasc|peripheral arter|\bpad\b|\bcad\b|\bmi\b"
+    r"claudication|transient isch|cerebrovasc|peripheral arter|haemorrhag|hemorrhag|\bpad\b|\bcad\b|\bmi\b"
 )
 
 
