@@ -928,11 +928,12 @@ class _Reader:
         return _Order(located, start, end, status == "active", name, prior)
 
     def _courses(self, drug_class: DrugClass, orders: list[_Order]) -> list[MedicationPeriod]:
-        """Orders of one drug class as courses: a renewal (the next order of the class, within
-        RENEWAL_GAP of the last order date when no end is recorded, within REFILL_GAP of a recorded
-        end, or naming it as priorPrescription) continues the course without a break. Orders dated
-        after the assessment date only say that the earlier one was still running then."""
+        """Orders of one drug class as courses: a renewal (the next order of the same medication,
+        within RENEWAL_GAP of the last order date when no end is recorded, within REFILL_GAP of a
+        recorded end, or one naming it as priorPrescription) continues the course without a break.
+        Orders dated after the assessment date only say that the earlier one was still running then."""
         ordered = sorted(orders, key=lambda o: o.start or date.min)
+        by_prior = {o.prior: o for o in ordered if o.prior is not None}
         periods: list[MedicationPeriod] = []
         unended: list[_Order] = []
         future = 0
@@ -941,8 +942,8 @@ class _Reader:
                 future += 1
                 continue
             end = None if order.active else order.end
-            following = ordered[index + 1] if index + 1 < len(ordered) else None
-            if not order.active and following is not None and self._renews(order, following):
+            following = self._renewal(order, ordered, index, by_prior)
+            if not order.active and following is not None:
                 assert following.start is not None
                 end = None if following.start > self.as_of else max(following.start, end or following.start)
             elif not order.active and order.end is None:
@@ -969,9 +970,33 @@ class _Reader:
             )
         return periods
 
+    def _renewal(
+        self, order: _Order, ordered: list[_Order], index: int, by_prior: dict[str, _Order]
+    ) -> _Order | None:
+        """The order that renews ``order``: one naming it as priorPrescription, else the next of the
+        same medication in time (the search stops once later orders are out of reach)."""
+        named = by_prior.get(order.located.key) or (by_prior.get(order.located.full_url or ""))
+        if named is not None and named.start is not None:
+            return named
+        if order.start is None:
+            return None
+        reach = max(order.start + RENEWAL_GAP, (order.end or order.start) + REFILL_GAP)
+        for candidate in ordered[index + 1 :]:
+            if candidate.start is None or candidate.start > reach:
+                break
+            if self._renews(order, candidate):
+                return candidate
+        return None
+
     def _renews(self, order: _Order, following: _Order) -> bool:
+        """The same medication re-ordered (by its name), in time; hospital injectables never renew."""
         if following.start is None or order.start is None:
             return False
+        if order.name != following.name or order.name in terminology.parenteral_anticoagulants():
+            return following.prior is not None and following.prior in (
+                order.located.key,
+                order.located.full_url,
+            )
         if following.prior is not None and following.prior in (order.located.key, order.located.full_url):
             return True
         if order.end is not None:

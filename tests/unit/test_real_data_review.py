@@ -531,3 +531,19 @@ def test_f16_forty_renewals_give_one_note() -> None:
     result = read(patient(), cac(), *copy.deepcopy(unknown))
     matching = [i for i in result.issues if "mystatin" in i.message]
     assert len(matching) == 1 and "(and 39 more like it)" in matching[0].message
+
+
+def test_f2_only_the_same_medication_renews_and_hospital_heparin_never_does() -> None:
+    heparin = [
+        request("1361615", "heparin sodium 5000 UNT/ML Injectable Solution", day, id=f"hep-{day}")
+        for day in ("2026-03-01", "2026-09-01")
+    ]
+    record = record_of(patient(), cac(), *heparin)
+    assert not record.taking(DrugClass.ANTICOAGULANT, date(2026, 6, 1))
+    switch = [
+        request("314231", "simvastatin 10 MG Oral Tablet", "2025-01-01"),
+        request("617312", "atorvastatin 10 MG Oral Tablet", "2025-06-01", "active"),
+    ]
+    switched = record_of(patient(), cac(), *switch)
+    assert not switched.taking(DrugClass.STATIN, date(2025, 3, 1))  # no end recorded, no renewal
+    assert switched.taking(DrugClass.STATIN, date(2026, 10, 20))

@@ -168,6 +168,17 @@ def _medications() -> tuple[dict[tuple[str, str], Drug], dict[str, frozenset[Dru
     return by_code, {name: frozenset(classes) for name, classes in names.items()}
 
 
+@cache
+def parenteral_anticoagulants() -> frozenset[str]:
+    """Ingredients given by injection or infusion (heparins, fondaparinux, argatroban …): hospital
+    orders, so a second order months later is not a renewal of a course."""
+    return frozenset(
+        code["ingredients"][0]
+        for code in _load("anticoagulants.json")["codes"]
+        if code.get("route") == "parenteral" and len(code.get("ingredients") or []) == 1
+    )
+
+
 def drug(system: Any, code: Any) -> Drug | None:
     return _medications()[0].get(code_key(system, code))
 
