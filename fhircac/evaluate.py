@@ -70,19 +70,21 @@ MAX_DEPTH = 100  # FHIR documents nest about 15 deep; deeper input would only ex
 
 
 def _depth(data: Any) -> int:
-    """Nesting depth, without recursion (the point is to refuse what recursion cannot handle)."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            node = node.values()
-        elif not isinstance(node, list):
-            continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
-    return deepest
+    """Nesting depth, level by level without recursion (the point is to refuse what recursion
+    cannot handle); it stops counting past MAX_DEPTH."""
+    level = [data] if isinstance(data, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return depth
+        below: list[Any] = []
+        for node in level:
+            below += [
+                c for c in (node.values() if isinstance(node, dict) else node) if isinstance(c, dict | list)
+            ]
+        level = below
+    return depth
 
 
 def parse_json(text: str | bytes, origin: str) -> tuple[Any, list[Issue]]:
