@@ -1,7 +1,8 @@
 """FHIR input → one ``PatientInput`` per patient: parse, validate structure, resolve references, group.
 
-Accepts Bundles (collection, searchset, transaction, batch) and single resources. Every resource is
-validated with ``fhir.resources.R4B``; anything wrong is an ``Issue`` naming where it is. A
+Accepts Bundles (collection, searchset, transaction, batch, document) and single resources. Every
+resource fhircac reads is validated with ``fhir.resources.R4B`` (what it does not read is skipped
+unvalidated, see ``relevance``); anything wrong is an ``Issue`` naming where it is. A
 transaction Bundle is one patient's record: several patients in one is refused, because nothing
 tells which resource belongs to whom when such a bundle is replayed.
 """
