@@ -348,12 +348,59 @@ def _deleted_or_outcome(entry: Any) -> bool:
     )
 
 
+# The elements the reader uses, per type (and every choice element of these prefixes): only they are
+# validated, so a defect in, say, a MedicationRequest's dosageInstruction or an Observation's
+# referenceRange never drops what fhircac reads (and validation costs a fraction).
+_COMMON = frozenset({"resourceType", "id", "meta", "identifier", "contained"})
+READ_ELEMENTS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "Observation": (
+        frozenset({"status", "code", "subject", "issued", "component", "bodySite"}),
+        ("value", "effective"),
+    ),
+    "Condition": (
+        frozenset({"clinicalStatus", "verificationStatus", "code", "subject", "recordedDate"}),
+        ("onset",),
+    ),
+    "Procedure": (frozenset({"status", "code", "subject"}), ("performed",)),
+    "MedicationRequest": (
+        frozenset({"status", "intent", "subject", "authoredOn", "dispenseRequest", "priorPrescription"}),
+        ("medication",),
+    ),
+    "MedicationStatement": (frozenset({"status", "subject", "dateAsserted"}), ("medication", "effective")),
+}
+
+
+@cache
+def _element_names(resource_type: str) -> frozenset[str]:
+    return frozenset(field.alias or name for name, field in _model(resource_type).model_fields.items())
+
+
+def read_part(resource: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``resource`` fhircac reads (all of it for types not in READ_ELEMENTS); an element
+    that is no FHIR element of the type stays in, so that it is still reported."""
+    resource_type = str(resource.get("resourceType"))
+    spec = READ_ELEMENTS.get(resource_type)
+    if spec is None:
+        return resource
+    names, prefixes = spec
+    known = _element_names(resource_type)
+    return {
+        key: value
+        for key, value in resource.items()
+        if (bare := key.removeprefix("_")) in names
+        or bare in _COMMON
+        or bare.startswith(prefixes)
+        or key not in known
+    }
+
+
 def _problems(resource: dict[str, Any], location: str) -> list[Issue]:
+    part = read_part(resource)
     nulls = [
         Issue("error", "structure", where, "null is not allowed in FHIR JSON")
-        for where in _nulls(resource, location)
+        for where in _nulls(part, location)
     ]
-    return nulls or validate_resource(resource, location)
+    return nulls or validate_resource(part, location)
 
 
 def _is_bundle(document: Any) -> bool:

@@ -547,3 +547,14 @@ def test_f2_only_the_same_medication_renews_and_hospital_heparin_never_does() ->
     switched = record_of(patient(), cac(), *switch)
     assert not switched.taking(DrugClass.STATIN, date(2025, 3, 1))  # no end recorded, no renewal
     assert switched.taking(DrugClass.STATIN, date(2026, 10, 20))
+
+
+def test_f6_a_defect_in_an_element_fhircac_does_not_read_keeps_the_resource() -> None:
+    statin = request("314231", "simvastatin 10 MG Oral Tablet", "2024-01-01", "active")
+    statin["dosageInstruction"] = [{"timing": {"repeat": {"frequency": "daily"}}}]  # not an integer
+    statin["requester"] = {"reference": 42}
+    assert record_of(patient(), cac(), statin).taking(DrugClass.STATIN, date(2026, 10, 20))
+    unknown = cac()
+    unknown["colour"] = "blue"  # not a FHIR element at all: still reported, the scan is refused
+    groups, _ = group_by_patient([("in.json", fb.collection(patient(), unknown))])
+    assert any("unknown element" in i.message for i in read_patient(groups[0], AS_OF).issues)
