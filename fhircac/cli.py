@@ -18,6 +18,7 @@ from typing import IO, Any
 from fhircac import __version__
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_PARTIAL = 3  # evaluate: some patients written, others refused (OperationOutcome on stderr)
 
 # (flag, help); every flag maps to the batch key with dashes turned into underscores.
 _VALUE_FLAGS = [
@@ -88,10 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="assess FHIR input: Bundles or single resources, one or many patients",
         description=(
-            "Reads FHIR R4 JSON (Bundles of type collection, searchset, transaction or batch, or single "
-            "resources) and prints one JSON line per patient: a transaction Bundle of the RiskAssessment, "
-            "CarePlan and Provenance (--format bundle) or the assessment summary (--format summary). "
-            "Bad input exits 2 with an OperationOutcome on stderr and writes nothing."
+            "Reads FHIR R4 JSON (Bundles of type collection, searchset, transaction, batch or document, "
+            "or single resources) and prints one JSON line per patient: a transaction Bundle of the "
+            "RiskAssessment, CarePlan and Provenance (--format bundle) or the assessment summary "
+            "(--format summary). "
+            "Bad input exits 2 with an OperationOutcome on stderr and writes nothing; when some "
+            "patients are refused and others assessed, the others are written and the exit code is 3."
         ),
     )
     evaluate.add_argument("inputs", nargs="+", metavar="INPUT", help="JSON files ('-' for stdin)")
@@ -203,14 +206,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from fhircac.evaluate import evaluate, parse_json
     from fhircac.fhir.issues import Issue, has_errors
 
-    issues: list[Issue] = []
     try:
         policy = get_policy(args.policy)
         as_of = date.fromisoformat(args.as_of) if args.as_of else date.today()
     except InvalidInput as error:
-        issues += [Issue("error", "value", "--policy", p.message) for p in error.problems]
+        return _refuse([Issue("error", "value", "--policy", p.message) for p in error.problems])
     except ValueError:
-        issues.append(Issue("error", "value", "--as-of", f"{args.as_of!r} is not a date (YYYY-MM-DD)"))
+        return _refuse([Issue("error", "value", "--as-of", f"{args.as_of!r} is not a date (YYYY-MM-DD)")])
+    issues: list[Issue] = []  # a document that cannot be read refuses its patients, not the others
     documents = []
     for name in args.inputs:
         try:
@@ -223,11 +226,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         issues += problems
         if not problems:
             documents.append((origin, document))
-    if has_errors(issues):
+    if not documents and has_errors(issues):
         return _refuse(issues)
     writing = args.format == "bundle"
-    evaluations, issues = evaluate(documents, policy, as_of, datetime.now(UTC), writing=writing)
-    if has_errors(issues):
+    evaluations, found = evaluate(documents, policy, as_of, datetime.now(UTC), writing=writing)
+    issues += found
+    if not evaluations and has_errors(issues):
         return _refuse(issues)
     lines = [
         json.dumps(e.summary() if args.format == "summary" else e.produced.transaction(), ensure_ascii=False)
@@ -243,6 +247,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             )
     else:
         sys.stdout.write(text)
+    if has_errors(issues):
+        _refuse(issues)  # the patients (or documents) refused, on stderr
+        return EXIT_PARTIAL
     return EXIT_OK
 
 

@@ -1,7 +1,8 @@
 """``fhircac evaluate``: FHIR documents in, one assessment per patient out (read → assess → write).
 
-All or nothing: if any document or patient has an error, nothing is produced and every problem is
-returned, so a caller never writes half a batch.
+Patient by patient: a patient whose record has an error is refused (every problem is returned), the
+others are assessed. A document with an error outside any one patient's record (an unresolvable
+reference, a transaction mixing patients) refuses the patients of that document only.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from fhircac.clinical.assess import assess
 from fhircac.clinical.assessment import Assessment
 from fhircac.clinical.errors import InvalidInput
+from fhircac.clinical.inputs import record_inputs
 from fhircac.clinical.policies import Policy
 from fhircac.clinical.summary import to_summary
 from fhircac.fhir.inputs import PatientInput, group_by_patient
@@ -30,8 +32,14 @@ class Evaluation:
     produced: Produced
 
     def summary(self) -> dict[str, Any]:
-        """The ARCHITECTURE summary, plus what reading assumed or ignored (``input_notes``)."""
-        return {**to_summary(self.assessment), "input_notes": read_notes(self.read.issues)}
+        """The ARCHITECTURE summary, plus what was read (``inputs``, see ``clinical.inputs``) and what
+        reading assumed or ignored (``input_notes``)."""
+        assert self.read.record is not None  # an evaluation exists only for a record that was read
+        return {
+            **to_summary(self.assessment),
+            "inputs": record_inputs(self.read.record),
+            "input_notes": read_notes(self.read.issues),
+        }
 
 
 class _DuplicateKey(ValueError):
@@ -62,19 +70,21 @@ MAX_DEPTH = 100  # FHIR documents nest about 15 deep; deeper input would only ex
 
 
 def _depth(data: Any) -> int:
-    """Nesting depth, without recursion (the point is to refuse what recursion cannot handle)."""
-    deepest, stack = 0, [(data, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            node = node.values()
-        elif not isinstance(node, list):
-            continue
-        deepest = max(deepest, depth)
-        if deepest > MAX_DEPTH:
-            return deepest
-        stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
-    return deepest
+    """Nesting depth, level by level without recursion (the point is to refuse what recursion
+    cannot handle); it stops counting past MAX_DEPTH."""
+    level = [data] if isinstance(data, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
+        if depth > MAX_DEPTH:
+            return depth
+        below: list[Any] = []
+        for node in level:
+            below += [
+                c for c in (node.values() if isinstance(node, dict) else node) if isinstance(c, dict | list)
+            ]
+        level = below
+    return depth
 
 
 def parse_json(text: str | bytes, origin: str) -> tuple[Any, list[Issue]]:
@@ -117,13 +127,14 @@ def evaluate(
     writing: bool = True,
     care_plan: bool = True,
 ) -> tuple[list[Evaluation], list[Issue]]:
-    """Every patient in ``documents``; the evaluations are empty when any issue is an error.
+    """Every patient in ``documents`` that could be assessed; the issues say why any other was not.
 
     ``writing``: the resources will go to a FHIR server, so every patient must be referable.
     ``care_plan``: see ``produce`` (False for a scan a later one has replaced).
     """
     groups, issues = group_by_patient(documents)
     document_notes = [i for i in issues if not i.is_error]
+    refused_documents = {i.location.split(": ", 1)[0] for i in issues if i.is_error}
     if not groups and not has_errors(issues):
         issues.append(Issue("error", "required", "(input)", "no Patient found in the input"))
     evaluations = []
@@ -131,6 +142,8 @@ def evaluate(
         # The document's notes (e.g. resources of unread types) travel with its patients' results;
         # ``issues`` already holds them once.
         origin = group.patient.location.split(": ", 1)[0]
+        if origin in refused_documents:
+            continue
         read, assessment, found = assess_group(group, policy, as_of)
         issues += found
         read.issues += [note for note in document_notes if note.location.split(": ", 1)[0] == origin]
@@ -142,11 +155,13 @@ def evaluate(
             continue
         if assessment is None:
             continue
+        if has_errors(found):
+            continue
+        # A deceased patient's record is assessed, but no active care plan is proposed.
+        plan = care_plan and not (read.record is not None and read.record.deceased)
         evaluations.append(
-            Evaluation(read, assessment, produce(assessment, read, recorded=recorded, care_plan=care_plan))
+            Evaluation(read, assessment, produce(assessment, read, recorded=recorded, care_plan=plan))
         )
-    if has_errors(issues):
-        return [], issues
     return evaluations, issues
 
 

@@ -31,7 +31,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from fhircac.clinical.record import DrugClass, completed_years
 from fhircac.clinical.units import MM_HG, Analyte
-from fhircac.fhir import codes
+from fhircac.fhir import codes, terminology
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -53,6 +53,14 @@ def known(code: str, collection: Collection[Any]) -> str:
     if code not in collection:
         raise SystemExit(f"make_examples: code {code!r} is not in the codes.py collection the reader uses")
     return code
+
+
+SUBCLINICAL_SNOMED = frozenset(
+    code
+    for code in ("53741008",)
+    if (concept := terminology.condition(codes.SNOMED, code)) is not None
+    and concept.kind is terminology.ConditionKind.SUBCLINICAL
+)
 
 
 def _loinc_for(analyte: Analyte) -> str:
@@ -115,7 +123,7 @@ UNIT_TEXT = {"u[IU]/mL": "µIU/mL"}  # human-readable unit where the UCUM code i
 
 # --- other codes --------------------------------------------------------------------------------------
 CAC_SNOMED = known("450360000", {code for _, code in codes.CAC_CODES})
-SYSTOLIC = _loinc_for(Analyte.SYSTOLIC_BP)
+SYSTOLIC = known("8480-6", codes.LAB_CODES)
 DIASTOLIC = "8462-4"  # not read by fhircac
 BP_PANEL = known("85354-9", codes.BLOOD_PRESSURE_PANELS)
 SMOKING_ANSWERS: dict[str, tuple[str, str]] = {
@@ -396,7 +404,8 @@ CASES: tuple[Case, ...] = (
             Problem(
                 "cad",
                 codes.SNOMED,
-                known("53741008", codes.CORONARY_SNOMED),
+                # subclinical on its own (terminology tables); the stent below makes it known disease
+                known("53741008", SUBCLINICAL_SNOMED),
                 "Coronary arteriosclerosis",
                 "2021-03-08",
             ),

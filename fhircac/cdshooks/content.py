@@ -89,7 +89,9 @@ def summary_card(
     care_plan: tuple[dict[str, Any], dict[str, Any]] | None,
     report_url: str | None,
     situation: Situation,
+    inputs: tuple[str, ...] = (),
 ) -> Card:
+    """``inputs``: the summary's ``inputs`` described (clinical.inputs.describe)."""
     a = assessment
     score = a.score
     parts = [f"CAC {shown_score(score.agatston)} (band {score.band}, CAC-DRS {score.cac_drs})"]
@@ -119,7 +121,7 @@ def summary_card(
         source=_source(
             situation, Coding(codes.FHIRCAC, "cac-risk-assessment", "CAC interpretation"), a.policy.id.value
         ),
-        detail=_summary_detail(a, gathered, rose_on_statin),
+        detail=_summary_detail(a, gathered, rose_on_statin, inputs),
         suggestions=suggestions,
         selection_behavior="at-most-one" if suggestions else None,
         override_reasons=tuple(
@@ -129,7 +131,7 @@ def summary_card(
     )
 
 
-def _summary_detail(a: Assessment, gathered: Gathered, rose_on_statin: bool) -> str:
+def _summary_detail(a: Assessment, gathered: Gathered, rose_on_statin: bool, inputs: tuple[str, ...]) -> str:
     score = a.score
     lines = []
     first = next((r for r in a.recommendations if r.id == "symptoms-evaluate-first"), None)
@@ -192,6 +194,8 @@ def _summary_detail(a: Assessment, gathered: Gathered, rose_on_statin: bool) -> 
     ]
     if missing:
         lines.append("**Missing, so the result is less complete:**\n" + "\n".join(f"- {m}" for m in missing))
+    if inputs:
+        lines.append("**How the record was read:**\n" + "\n".join(f"- {md(line)}" for line in inputs))
     lines.append(_policy_line(a.policy))
     return "\n\n".join(lines)
 

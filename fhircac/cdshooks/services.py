@@ -18,6 +18,8 @@ from fhircac.cdshooks import content
 from fhircac.cdshooks.cards import Card
 from fhircac.cdshooks.prefetch import READER_KEYS, TEMPLATES, Gathered, gather
 from fhircac.clinical.assessment import Assessment
+from fhircac.clinical.inputs import describe as describe_inputs
+from fhircac.clinical.inputs import record_inputs
 from fhircac.clinical.orders import review_aspirin_order, review_scan_order
 from fhircac.clinical.policies import Policy
 from fhircac.clinical.record import DrugClass, PatientRecord
@@ -183,7 +185,8 @@ def _patient_view_cards(
         return [content.not_interpretable_card(view.issues, situation)]
     assessment, read = view.assessment, view.read
     care_plan = None
-    if "cacCarePlans" not in gathered.unavailable and not situation.writes_back:
+    deceased = bool(read.record and read.record.deceased)  # no plan is proposed for a deceased patient
+    if "cacCarePlans" not in gathered.unavailable and not situation.writes_back and not deceased:
         wanted = care_plan_identifier(assessment, read)
         existing = [
             identifier
@@ -195,7 +198,12 @@ def _patient_view_cards(
             care_plan = assessment_and_plan(assessment, read)
     cards = [
         content.summary_card(
-            assessment, gathered, care_plan, situation.report_url(patient_id, gathered), situation
+            assessment,
+            gathered,
+            care_plan,
+            situation.report_url(patient_id, gathered),
+            situation,
+            describe_inputs(record_inputs(read.record)) if read.record is not None else (),
         )
     ]
     lpa = next((r for r in assessment.recommendations if r.id == "lpa-measure-once"), None)

@@ -40,6 +40,13 @@ def several_risk_factors(ctx: Context) -> bool:
 
 def next_scan(ctx: Context, findings: Findings) -> NextScan:
     scan_date = ctx.scan.date
+    if ctx.record.deceased:
+        return NextScan(
+            earliest=None,
+            suggested=None,
+            rationale="No repeat CAC scan: the patient is recorded as deceased.",
+            source="fhircac reading rule: deceased patients (README, How FHIR is read)",
+        )
     if ctx.record.known_coronary_disease:
         return NextScan(
             earliest=None,

@@ -42,15 +42,21 @@ class DrugClass(StrEnum):
     OTHER_LIPID_LOWERING = "other_lipid_lowering"
     ANTIHYPERTENSIVE = "antihypertensive"
     ASPIRIN = "aspirin"
+    # Non-aspirin antithrombotics: raised bleeding risk for aspirin decisions (issue 14).
+    ANTICOAGULANT = "anticoagulant"
+    P2Y12_INHIBITOR = "p2y12_inhibitor"
 
 
 class CoronaryHistory(StrEnum):
-    """Known coronary disease: with any of these, CAC scoring adds nothing (REFERENCE §9)."""
+    """Known clinical ASCVD: with any of these, CAC scoring adds nothing (REFERENCE §9); prior
+    ischaemic stroke/TIA and peripheral artery disease are clinical ASCVD too (secondary prevention)."""
 
     CORONARY_DISEASE = "coronary_disease"
     MYOCARDIAL_INFARCTION = "myocardial_infarction"
     STENT = "stent"
     BYPASS = "bypass"
+    STROKE_OR_TIA = "stroke_or_tia"
+    PERIPHERAL_ARTERY_DISEASE = "peripheral_artery_disease"
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,7 @@ class PatientRecord:
     symptoms: bool | None = None  # chest pain or exertional breathlessness
     high_bleeding_risk: bool | None = None
     patient_id: str | None = None
+    deceased: bool | None = None  # the record is assessed; no active plan or rescan is proposed
 
     def scans_by_date(self) -> tuple[CacScan, ...]:
         return tuple(sorted(self.scans, key=lambda scan: scan.date))

@@ -61,13 +61,14 @@ def _known_coronary_disease(findings: Findings) -> None:
     source = c.cite("REFERENCE §9", c.SOURCE_003, c.NLA_2021)
     findings.warn(
         "known-coronary-disease",
-        "Known coronary disease (heart attack, stent or bypass) is recorded: the calcium score adds "
+        "Known atherosclerotic disease (heart attack, stent, bypass, ischaemic stroke or TIA, or "
+        "peripheral artery disease) is recorded: the calcium score adds "
         "nothing to the assessment and stents distort it.",
         source,
     )
     findings.recommend(
         "secondary-prevention",
-        "Manage as established coronary disease (secondary prevention); the calcium score does not "
+        "Manage as established atherosclerotic disease (secondary prevention); the calcium score does not "
         "guide this therapy.",
         source,
         Claim.STATIN_INDICATED,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fhircac.clinical.record import CoronaryHistory, DrugClass, Vessel
 from fhircac.clinical.units import Analyte
+from fhircac.fhir import terminology
 
 # --- external code systems ---------------------------------------------------------------------
 SNOMED = "http://snomed.info/sct"
@@ -28,6 +29,8 @@ OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-catego
 IPS_ABSENT_UNKNOWN = "http://hl7.org/fhir/uv/ips/CodeSystem/absent-unknown-uv-ips"
 US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 US_CORE_ETHNICITY = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
+US_CORE_INDIVIDUAL_SEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-individual-sex"
+US_CORE_BIRTH_SEX = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex"
 ICD10_SYSTEMS = frozenset({ICD10, ICD10_CM})
 
 # --- fhircac's own canonical URLs (ARCHITECTURE.md) --------------------------------------------
@@ -69,7 +72,10 @@ CAC_CODES: frozenset[tuple[str, str]] = frozenset(
 AGATSTON_METHOD = (DICOM, "112055")
 # UCUM codes accepted for a score: REFERENCE §12 gives "1" and "{Agatston}"; "{score}" is used by
 # the HL7 Lithuania CVD IG (notes/fhir.md §7). "{Agatston}" is what fhircac writes.
-AGATSTON_UNITS = frozenset({"1", "{Agatston}", "{score}", "{Agatston'U}"})
+# Any UCUM {annotation} is unity: {AU} and {Agatston_units} are what scanners also send (review F12).
+AGATSTON_UNITS = frozenset(
+    {"1", "{Agatston}", "{score}", "{Agatston'U}", "{AU}", "{Agatston_units}", "{Agatston units}"}
+)
 AGATSTON_UNIT_TEXT = frozenset({"agatston", "au", "score", "agatston units", "agatston score", "1"})
 VESSEL_COMPONENTS: dict[str, Vessel] = {
     "cac-left-main": Vessel.LEFT_MAIN,
@@ -96,6 +102,8 @@ METABOLIC_CODES = {"active": "metabolic-active", "calm": "metabolic-calm", "unkn
 
 # --- labs and vitals (LOINC) -----------------------------------------------------------------------
 LAB_CODES: dict[str, Analyte] = {
+    # Measured LDL-C (mass/volume) from the LDL Cholesterol value set (terminology tables).
+    **dict.fromkeys(sorted(terminology.ldl_codes()), Analyte.LDL),
     "2093-3": Analyte.TOTAL_CHOLESTEROL,
     "2085-9": Analyte.HDL,
     "2089-1": Analyte.LDL,
@@ -112,7 +120,10 @@ LAB_CODES: dict[str, Analyte] = {
     "20448-7": Analyte.FASTING_INSULIN,  # insulin not marked fasting: accepted, with a note
     "4548-4": Analyte.HBA1C,
     "59261-8": Analyte.HBA1C,
+    "17856-6": Analyte.HBA1C,  # by HPLC (service choice: the review saw it sent, F13)
+    "3043-7": Analyte.TRIGLYCERIDES,  # fasting (service choice: F13)
     "8480-6": Analyte.SYSTOLIC_BP,
+    "8459-0": Analyte.SYSTOLIC_BP,  # sitting (service choice: the review saw it sent, F13)
     # Moles/volume variants that SI laboratories send (service choice: not in REFERENCE §12).
     "14647-2": Analyte.TOTAL_CHOLESTEROL,
     "14646-4": Analyte.HDL,
@@ -199,8 +210,8 @@ NO_KNOWN_PROBLEMS = (IPS_ABSENT_UNKNOWN, "no-known-problems")
 # --- conditions and procedures -------------------------------------------------------------------------
 DIABETES_SNOMED = frozenset({"73211009", "44054006", "46635009"})
 DIABETES_ICD10 = ("E08", "E09", "E10", "E11", "E12", "E13")
+# 53741008 "coronary arteriosclerosis" alone is subclinical atherosclerosis (issue 14): see terminology.
 CORONARY_SNOMED: dict[str, CoronaryHistory] = {
-    "53741008": CoronaryHistory.CORONARY_DISEASE,
     "414545008": CoronaryHistory.CORONARY_DISEASE,
     "22298006": CoronaryHistory.MYOCARDIAL_INFARCTION,
     "399211009": CoronaryHistory.MYOCARDIAL_INFARCTION,
@@ -234,7 +245,7 @@ BLEEDING_ICD10 = ("D65", "D66", "D67", "D68", "D69", "K92.0", "K92.1", "K92.2", 
 # before 55 (male relative) or 65 (female relative); or an Observation coded with the fhircac code
 # below and a boolean value (the only way to state "no" explicitly).
 FAMILY_HISTORY_PREMATURE_CHD = "family-history-premature-chd"
-FAMILY_CHD_SNOMED = frozenset(CORONARY_SNOMED) | {"394659003"}  # + acute coronary syndrome
+FAMILY_CHD_SNOMED = frozenset(CORONARY_SNOMED) | {"394659003", "53741008"}  # + ACS, coronary disease
 FAMILY_CHD_ICD10 = ("I20", "I21", "I22", "I23", "I24", "I25")
 FIRST_DEGREE_MALE = frozenset(
     {"FTH", "NFTH", "BRO", "NBRO", "TWINBRO", "FTWINBRO", "ITWINBRO", "SON", "NSON"}

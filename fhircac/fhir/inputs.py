@@ -1,7 +1,8 @@
 """FHIR input → one ``PatientInput`` per patient: parse, validate structure, resolve references, group.
 
-Accepts Bundles (collection, searchset, transaction, batch) and single resources. Every resource is
-validated with ``fhir.resources.R4B``; anything wrong is an ``Issue`` naming where it is. A
+Accepts Bundles (collection, searchset, transaction, batch, document) and single resources. Every
+resource fhircac reads is validated with ``fhir.resources.R4B`` (what it does not read is skipped
+unvalidated, see ``relevance``); anything wrong is an ``Issue`` naming where it is. A
 transaction Bundle is one patient's record: several patients in one is refused, because nothing
 tells which resource belongs to whom when such a bundle is replayed.
 """
@@ -19,9 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from fhircac.fhir import relevance
 from fhircac.fhir.issues import Issue
 
-ACCEPTED_BUNDLE_TYPES = frozenset({"collection", "searchset", "transaction", "batch"})
+ACCEPTED_BUNDLE_TYPES = frozenset({"collection", "searchset", "transaction", "batch", "document"})
 # resource type → the element that names its patient (Medication has none: it is shared)
 PATIENT_ELEMENT = {
     "Observation": "subject",
@@ -72,6 +74,8 @@ class PatientInput:
     patient: Located
     resources: list[Located] = field(default_factory=list)
     medications: dict[str, Located] = field(default_factory=dict)  # reference → Medication
+    defective_scans: list[Defect] = field(default_factory=list)  # CAC Observations that are not valid
+    listed: set[str] = field(default_factory=set)  # types present but not read (a list exists)
 
     def of_type(self, resource_type: str) -> list[Located]:
         return [r for r in self.resources if r.type == resource_type]
@@ -238,13 +242,25 @@ def _check_resource(resource: Any, location: str, issues: list[Issue]) -> bool:
 
 
 def collect(
-    document: Any, origin: str, issues: list[Issue], unread: list[Located] | None = None
+    document: Any,
+    origin: str,
+    issues: list[Issue],
+    unread: list[Located] | None = None,
+    defective: list[Defect] | None = None,
+    listed: list[Located] | None = None,
 ) -> list[Located]:
-    """The readable resources of one input document (a Bundle or a single resource); resources of
-    other types go to ``unread`` (they may still be the target of a reference)."""
-    valid = _check_resource(document, f"{origin}: {_type_name(document)}", issues)
+    """The readable resources of one input document (a Bundle or a single resource).
+
+    Only what fhircac reads is validated: resources of other types (and Observations and Procedures
+    whose codes fhircac does not read) are skipped unvalidated with one note per type, and go to
+    ``unread`` (they may still be the target of a reference). A read resource that is not valid
+    FHIR goes to ``defective`` with its problems (the reader decides: dropped with a note, unless it
+    is the current CAC scan); without ``defective`` its problems are errors. Conditions and
+    medication statements not read go to ``listed``: they still show that a list exists.
+    """
+    location = f"{origin}: {_type_name(document)}"
     if not _is_bundle(document):
-        if not valid:
+        if not _check_resource(document, location, issues):
             return []
         located = Located(document, f"{origin}: {document['resourceType']}")
         if located.type not in READABLE_TYPES:
@@ -265,38 +281,126 @@ def collect(
         message = f"Bundle type {bundle_type!r} is not read; accepted: {accepted}"
         issues.append(Issue("error", "not-supported", f"{origin}: Bundle.type", message))
         return []
-    entries = document.get("entry")
+    entries = document.get("entry", [])
     if not isinstance(entries, list):
+        issues.append(Issue("error", "structure", f"{origin}: Bundle.entry", "Bundle.entry must be an array"))
         return []
     found: list[Located] = []
     ignored: dict[str, int] = {}
+    not_read: dict[str, int] = {}
     for index, entry in enumerate(entries):
-        if not isinstance(entry, dict):
-            continue  # the Bundle's validation reported it
-        request, search = entry.get("request"), entry.get("search")
-        if isinstance(request, dict) and request.get("method") == "DELETE":
+        where = f"{origin}: Bundle.entry[{index}]"
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or not isinstance(resource, dict):
+            if not _deleted_or_outcome(entry):
+                issues.append(
+                    Issue("warning", "structure", where, "not a Bundle entry with a resource: skipped")
+                )
             continue
-        if isinstance(search, dict) and search.get("mode") == "outcome":
+        if _deleted_or_outcome(entry):
             continue
-        resource = entry.get("resource")
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        resource_type = resource.get("resourceType")
+        if not isinstance(resource_type, str):
+            issues.append(Issue("warning", "structure", f"{where}.resource", "no resourceType: skipped"))
             continue
         full_url = entry.get("fullUrl") if isinstance(entry.get("fullUrl"), str) else None
-        located = Located(resource, f"{origin}: Bundle.entry[{index}].resource", full_url)
-        if located.type not in READABLE_TYPES:
-            ignored[located.type] = ignored.get(located.type, 0) + 1
+        located = Located(resource, f"{where}.resource", full_url)
+        if resource_type not in READABLE_TYPES:
+            ignored[resource_type] = ignored.get(resource_type, 0) + 1
             if unread is not None:
                 unread.append(located)
             continue
-        # A Bundle with errors is re-checked entry by entry so that only sound resources are read
-        # further (their problems are already reported, at their element).
-        if not valid and (any(_nulls(resource, "")) or validate_resource(resource, located.location)):
+        if not relevance.is_read(resource):
+            not_read[resource_type] = not_read.get(resource_type, 0) + 1
+            if listed is not None and resource_type in relevance.LISTS:
+                listed.append(located)
             continue
-        found.append(located)
+        problems = _problems(resource, located.location)
+        if not problems:
+            found.append(located)
+        elif defective is not None:
+            defective.append(Defect(located, problems))
+        else:
+            issues.extend(problems)
     for resource_type, count in sorted(ignored.items()):
         message = f"{count} {resource_type} resource(s) ignored: fhircac does not read them"
         issues.append(Issue("information", "informational", f"{origin}: Bundle", message))
+    for resource_type, count in sorted(not_read.items()):
+        message = f"{count} {resource_type} resource(s) with codes fhircac does not read: ignored"
+        issues.append(Issue("information", "informational", f"{origin}: Bundle", message))
     return found
+
+
+@dataclass(frozen=True)
+class Defect:
+    """A resource fhircac would read that is not valid FHIR, and why."""
+
+    located: Located
+    problems: list[Issue]
+
+
+def _deleted_or_outcome(entry: Any) -> bool:
+    if not isinstance(entry, dict):
+        return False
+    request, search = entry.get("request"), entry.get("search")
+    return (isinstance(request, dict) and request.get("method") == "DELETE") or (
+        isinstance(search, dict) and search.get("mode") == "outcome"
+    )
+
+
+# The elements the reader uses, per type (and every choice element of these prefixes): only they are
+# validated, so a defect in, say, a MedicationRequest's dosageInstruction or an Observation's
+# referenceRange never drops what fhircac reads (and validation costs a fraction).
+_COMMON = frozenset({"resourceType", "id", "meta", "identifier", "contained"})
+READ_ELEMENTS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "Observation": (
+        frozenset({"status", "code", "subject", "issued", "component", "bodySite"}),
+        ("value", "effective"),
+    ),
+    "Condition": (
+        frozenset({"clinicalStatus", "verificationStatus", "code", "subject", "recordedDate"}),
+        ("onset",),
+    ),
+    "Procedure": (frozenset({"status", "code", "subject"}), ("performed",)),
+    "MedicationRequest": (
+        frozenset({"status", "intent", "subject", "authoredOn", "dispenseRequest", "priorPrescription"}),
+        ("medication",),
+    ),
+    "MedicationStatement": (frozenset({"status", "subject", "dateAsserted"}), ("medication", "effective")),
+}
+
+
+@cache
+def _element_names(resource_type: str) -> frozenset[str]:
+    return frozenset(field.alias or name for name, field in _model(resource_type).model_fields.items())
+
+
+def read_part(resource: dict[str, Any]) -> dict[str, Any]:
+    """The part of ``resource`` fhircac reads (all of it for types not in READ_ELEMENTS); an element
+    that is no FHIR element of the type stays in, so that it is still reported."""
+    resource_type = str(resource.get("resourceType"))
+    spec = READ_ELEMENTS.get(resource_type)
+    if spec is None:
+        return resource
+    names, prefixes = spec
+    known = _element_names(resource_type)
+    return {
+        key: value
+        for key, value in resource.items()
+        if (bare := key.removeprefix("_")) in names
+        or bare in _COMMON
+        or bare.startswith(prefixes)
+        or key not in known
+    }
+
+
+def _problems(resource: dict[str, Any], location: str) -> list[Issue]:
+    part = read_part(resource)
+    nulls = [
+        Issue("error", "structure", where, "null is not allowed in FHIR JSON")
+        for where in _nulls(part, location)
+    ]
+    return nulls or validate_resource(part, location)
 
 
 def _is_bundle(document: Any) -> bool:
@@ -352,8 +456,10 @@ def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInpu
     issues: list[Issue] = []
     everything: list[Located] = []
     unread: list[Located] = []
+    defects: list[Defect] = []
+    listed: list[Located] = []
     for origin, document in documents:
-        collected = collect(document, origin, issues, unread)
+        collected = collect(document, origin, issues, unread, defects, listed)
         if _is_bundle(document) and document.get("type") == "transaction":
             patients = [r for r in collected if r.type == "Patient"]
             if len(patients) > 1:
@@ -423,9 +529,40 @@ def group_by_patient(documents: list[tuple[str, Any]]) -> tuple[list[PatientInpu
             names = ", ".join(sorted(referred))
             message = f"a transaction Bundle is one patient's record, but this one refers to several: {names}"
             issues.append(Issue("error", "business-rule", f"{origin}: Bundle", message))
+    for located in listed:
+        reference = _reference(located.resource.get(PATIENT_ELEMENT[located.type]))
+        target = index.resolve(reference) if reference else None
+        if target is not None and target.key in groups:
+            groups[target.key].listed.add(located.type)
+    for defect in defects:
+        _place_defect(defect, groups, index, issues)
     for group in groups.values():
         _attach_medications(group, index, issues)
     return list(groups.values()), issues
+
+
+def _place_defect(
+    defect: Defect, groups: dict[str, PatientInput], index: _Index, issues: list[Issue]
+) -> None:
+    """A Patient that is not valid FHIR cannot be assessed; a CAC Observation goes to its patient
+    (the reader decides whether it was the current scan); anything else is dropped, said so."""
+    located = defect.located
+    if located.type == "Patient":
+        issues.extend(defect.problems)
+        return
+    if located.type == "Observation" and relevance.is_cac(located.resource):
+        reference = _reference(located.resource.get("subject"))
+        target = index.resolve(reference) if reference else None
+        group = groups.get(target.key) if target is not None else None
+        if group is not None:
+            group.defective_scans.append(defect)
+        else:
+            issues.extend(defect.problems)
+        return
+    issues.extend(
+        Issue("warning", p.code, p.location, f"{p.message} (this {located.type} is not valid FHIR: not read)")
+        for p in defect.problems
+    )
 
 
 def _attach_medications(group: PatientInput, index: _Index, issues: list[Issue]) -> None:

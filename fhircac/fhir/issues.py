@@ -1,6 +1,7 @@
 """Problems and notes found while reading FHIR input, and their OperationOutcome form.
 
-``error`` issues make the input unusable (``fhircac evaluate`` exits 2 and writes nothing);
+``error`` issues make a patient (or a document) unusable: ``fhircac evaluate`` refuses it and
+assesses the others (exit 3 for such a partial run, 2 when nothing could be assessed);
 ``warning`` and ``information`` issues say what was ignored or assumed, and travel with the result.
 """
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any, TypeGuard
 
@@ -36,9 +36,10 @@ from fhircac.clinical.record import (
     Vessel,
 )
 from fhircac.clinical.units import Analyte, to_canonical
-from fhircac.fhir import codes
+from fhircac.fhir import codes, terminology
 from fhircac.fhir.inputs import Located, PatientInput
 from fhircac.fhir.issues import Issue
+from fhircac.fhir.relevance import Classified, describe_codes, looks_like_cac, looks_relevant, read_medication
 
 _LAB_FIELDS = {
     Analyte.TOTAL_CHOLESTEROL: "total_cholesterol",
@@ -52,9 +53,53 @@ _LAB_FIELDS = {
     Analyte.HBA1C: "hba1c",
 }
 _LPA_MOLAR_CODE, _LPA_MASS_CODE = "43583-4", "10835-7"
+_BOUND = object()  # a lab value given as a bound or as text: reported, not used
+_VALUE_STRING = re.compile(r"^\s*(<=|>=|<|>|≤|≥)?\s*(\d+(?:\.\d+)?)\s*([^\s\d<>=].*?)\s*$")
+# Labs and vitals older than this before the current scan are not used as its current values
+# (README "How FHIR is read"); the metabolic markers have their own one-year caution in the core.
+CURRENT_VALUE_AGE = timedelta(days=round(3 * 365.25))
 _ORDER_INTENTS = frozenset({"order", "original-order", "reflex-order", "filler-order", "instance-order"})
 _CONFIRMED = frozenset({"confirmed"})
 _DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+# Renewals (service choice, README "Medication periods"): an order stopped or completed without an
+# end date runs on to the next order of its class if that follows within RENEWAL_GAP (yearly
+# renewals plus a month's grace); an order with a recorded end, if the next follows within
+# REFILL_GAP of that end.
+RENEWAL_GAP = timedelta(days=400)
+REFILL_GAP = timedelta(days=90)
+_DURATION_DAYS = {"d": 1, "wk": 7, "mo": 30, "a": 365, "day": 1, "days": 1, "week": 7, "weeks": 7}
+
+
+@dataclass(frozen=True)
+class _Order:
+    located: Located
+    start: date | None
+    end: date | None  # recorded or implied by the supply; None when not known
+    active: bool
+    name: str | None
+    prior: str | None  # priorPrescription reference
+
+
+def _supply_end(start: date, dispense: dict[str, Any]) -> date | None:
+    """The last day covered by the dispensed supply, when the order gives one."""
+    duration = dispense.get("expectedSupplyDuration") or {}
+    value = duration.get("value")
+    per = _DURATION_DAYS.get(str(duration.get("code") or duration.get("unit") or "").lower())
+    if not _is_number(value) or per is None or value <= 0:
+        return None
+    repeats = dispense.get("numberOfRepeatsAllowed")
+    fills = 1 + (repeats if isinstance(repeats, int) and not isinstance(repeats, bool) and repeats > 0 else 0)
+    try:
+        return start + timedelta(days=round(value * per * fills))
+    except OverflowError:
+        return None
+
+
+def _reference(value: Any) -> str | None:
+    reference = value.get("reference") if isinstance(value, dict) else None
+    return reference if isinstance(reference, str) else None
 
 
 @dataclass(frozen=True)
@@ -121,16 +166,36 @@ class _Reader:
     def read(self) -> ReadResult:
         observations = [o for o in self.data.of_type("Observation") if self._usable_observation(o)]
         scans = self._scans(observations)
+        self._defective_scans(scans)
         if not scans:
+            for located in observations:
+                if looks_like_cac(located.resource) and not _codings_match(
+                    located.resource.get("code"), codes.CAC_CODES
+                ):
+                    self.note(
+                        located.location,
+                        "worded like a CAC score but not coded as one (SNOMED 450360000 or 450734004, "
+                        "or fhircac cac-total): not read",
+                    )
+        if not scans and not self.data.defective_scans:
             self.error(
                 self.data.patient.location, "no usable CAC score Observation for this patient", "required"
             )
         current_day = max((s.date for s in scans), default=self.as_of)
         age = self._age(current_day)
-        labs, systolic_bp = self._labs(observations)
+        labs, systolic_bp = self._labs(observations, current_day)
         medications, unknown_medications = self._medications()
-        problems_listed = bool(self.data.of_type("Condition"))
-        diabetes, coronary, symptoms, bleeding = self._conditions(problems_listed)
+        problems_listed = bool(self.data.of_type("Condition")) or "Condition" in self.data.listed
+        problems = self._conditions(problems_listed)
+        if problems.subclinical and not problems.coronary:
+            first = problems.subclinical[0]
+            self.note(
+                first.location,
+                "coronary atherosclerosis without angina, infarction or revascularisation is recorded: read "
+                "as subclinical atherosclerosis (what the calcium score measures), not as known ASCVD, so "
+                "the CAC assessment applies",
+            )
+        bleeding = self._bleeding_risk(problems, medications, problems_listed)
         record = PatientRecord(
             scans=tuple(scans),
             age=age,
@@ -140,17 +205,42 @@ class _Reader:
             systolic_bp=systolic_bp,
             medications=tuple(medications),
             unknown_medications=unknown_medications,
-            diabetes=True if diabetes else (False if problems_listed else None),
-            current_smoker=self._smoking(observations),
+            diabetes=True if problems.diabetes else (False if problems_listed else None),
+            current_smoker=self._smoking(observations, problems.tobacco),
             family_history_premature_chd=self._family_history(observations),
-            coronary_history=tuple(sorted(coronary)),
-            coronary_history_unknown=not coronary and not problems_listed,
-            symptoms=True if symptoms else None,
-            high_bleeding_risk=True if bleeding else (False if problems_listed else None),
+            coronary_history=tuple(sorted(problems.coronary)),
+            coronary_history_unknown=not problems.coronary and not problems_listed,
+            symptoms=True if problems.symptoms else None,
+            high_bleeding_risk=bleeding,
             patient_id=self.data.patient.key,
+            deceased=self._deceased(),
         )
         self.result.record = record
+        self.result.issues = _merge_repeats(self.result.issues)
         return self.result
+
+    def _defective_scans(self, scans: list[CacScan]) -> None:
+        """A CAC Observation that is not valid FHIR refuses the patient when it may be the current
+        scan (dated on or after the latest valid one, or undated); an earlier one is only dropped."""
+        latest = max((s.date for s in scans), default=None)
+        for defect in self.data.defective_scans:
+            resource = defect.located.resource
+            text = resource.get("effectiveDateTime") if isinstance(resource, dict) else None
+            day = _full_date(text) if isinstance(text, str) else None
+            if day is not None and (day > self.as_of or (latest is not None and day < latest)):
+                when = (
+                    "after the assessment date" if day > self.as_of else f"before the current scan {latest}"
+                )
+                for problem in defect.problems:
+                    self.warn(problem.location, f"{problem.message} (a CAC scan {when}: not read)")
+                continue
+            self.result.issues.extend(defect.problems)
+            self.error(
+                defect.located.location,
+                "this CAC Observation may be the current scan and is not valid FHIR, so no "
+                "interpretation is given",
+                "structure",
+            )
 
     def _usable_observation(self, located: Located) -> bool:
         status = located.resource.get("status")
@@ -188,13 +278,34 @@ class _Reader:
         return StatedAge.from_birth_date(date(year, month, day), scan_day)
 
     def _sex(self) -> Sex | None:
-        gender = self.data.patient.resource.get("gender")
+        """``gender``; when it is absent or unknown (US Core 8+ makes it optional), the
+        us-core-individual-sex extension, then us-core-birthsex, each said in a note."""
+        patient = self.data.patient
+        gender = patient.resource.get("gender")
         if gender in ("female", "male"):
             return Sex(gender)
-        if gender is not None:
+        if gender not in (None, "unknown"):
             self.warn(
-                self.data.patient.at("gender"),
+                patient.at("gender"),
                 f"gender {gender!r}: the percentile and risk equations are sex-specific, so they are "
+                "not computed",
+            )
+            return None
+        for url, read, name in (
+            (codes.US_CORE_INDIVIDUAL_SEX, _individual_sex, "the us-core-individual-sex extension"),
+            (codes.US_CORE_BIRTH_SEX, _birth_sex, "birth sex (us-core-birthsex)"),
+        ):
+            for extension in patient.resource.get("extension") or []:
+                if isinstance(extension, dict) and extension.get("url") == url and (sex := read(extension)):
+                    self.note(
+                        patient.at("extension"),
+                        f"no gender: sex read as {sex.value} from {name} (the equations are sex-specific)",
+                    )
+                    return sex
+        if gender == "unknown":
+            self.warn(
+                patient.at("gender"),
+                "gender 'unknown': the percentile and risk equations are sex-specific, so they are "
                 "not computed",
             )
         return None
@@ -237,8 +348,20 @@ class _Reader:
     # -- CAC scans ---------------------------------------------------------------------------------
     def _scans(self, observations: list[Located]) -> list[CacScan]:
         scans: dict[date, tuple[CacScan, Located]] = {}
+        per_vessel: list[tuple[Located, Vessel]] = []
         for located in observations:
             if not _codings_match(located.resource.get("code"), codes.CAC_CODES):
+                continue
+            site = located.resource.get("bodySite")
+            if site is not None and not _whole_heart(site):
+                vessel = _vessel(site)
+                if vessel is None:
+                    self.note(
+                        located.location,
+                        "a CAC score for a body site that is not a coronary artery fhircac knows: not read",
+                    )
+                else:
+                    per_vessel.append((located, vessel))
                 continue
             scan = self._scan(located)
             if scan is None:
@@ -249,20 +372,23 @@ class _Reader:
                 )
                 continue
             earlier = scans.get(scan.date)
-            if earlier is not None:
-                if earlier[0].agatston == scan.agatston:
-                    self.note(
-                        located.location, f"same scan as {earlier[1].key} (same date and score): read once"
-                    )
-                    continue
+            if earlier is None:
+                scans[scan.date] = (scan, located)
+                continue
+            if earlier[0].agatston == scan.agatston:
+                self.note(located.location, f"same scan as {earlier[1].key} (same date and score): read once")
+                continue
+            chosen = self._correction(located, earlier[1])
+            if chosen is None:
                 self.error(
                     located.location,
                     f"two different CAC scores on {scan.date}: {scan.agatston:g} here and "
                     f"{earlier[0].agatston:g} in {earlier[1].key}",
                     "business-rule",
                 )
-                continue
-            scans[scan.date] = (scan, located)
+            elif chosen is located:
+                scans[scan.date] = (scan, located)
+        self._vessel_scores(per_vessel, scans)
         ordered = sorted(scans.values(), key=lambda pair: pair[0].date)
         for index, (_scan, located) in enumerate(ordered):
             name = "cac" if index == len(ordered) - 1 else f"scans[{index}]"
@@ -271,6 +397,51 @@ class _Reader:
         if ordered:
             self.result.current_scan = SourceRef.of(ordered[-1][1])
         return [scan for scan, _ in ordered]
+
+    def _correction(self, one: Located, other: Located) -> Located | None:
+        """Of two scores on one day, the correction: status corrected/amended over final, else the
+        later ``issued``; None when nothing tells them apart."""
+
+        def rank(located: Located) -> tuple[int, str]:
+            status = located.resource.get("status")
+            return (1 if status in ("corrected", "amended") else 0, str(located.resource.get("issued") or ""))
+
+        first, second = rank(one), rank(other)
+        if first == second or (first[0] == second[0] and not (first[1] and second[1])):
+            return None
+        chosen, replaced = (one, other) if first > second else (other, one)
+        why = (
+            "its status is " + str(chosen.resource.get("status"))
+            if first[0] != second[0]
+            else "it was issued later"
+        )
+        self.note(
+            chosen.location,
+            f"two CAC scores on one day: this one replaces {replaced.key} because {why} (a correction)",
+        )
+        return chosen
+
+    def _vessel_scores(
+        self, per_vessel: list[tuple[Located, Vessel]], scans: dict[date, tuple[CacScan, Located]]
+    ) -> None:
+        """Per-vessel Observations (told apart by bodySite) join the total of their day."""
+        by_day: dict[date, dict[Vessel, float]] = {}
+        for located, vessel in per_vessel:
+            day = self._effective_date(located)
+            value = self._score(located, located.resource, "")
+            if day is None or value is None:
+                continue
+            if day not in scans:
+                self.note(
+                    located.location, f"a per-vessel CAC score ({vessel.value}) without a total on {day}"
+                )
+                continue
+            by_day.setdefault(day, {})[vessel] = value
+            self.result.use(located)
+        for day, vessels in by_day.items():
+            scan, source = scans[day]
+            completed = self._complete_vessels(source, scan.agatston, vessels)
+            scans[day] = (replace(scan, vessel_scores=completed), source)
 
     def _scan(self, located: Located) -> CacScan | None:
         resource = located.resource
@@ -386,7 +557,19 @@ class _Reader:
         return day
 
     # -- labs and vitals ---------------------------------------------------------------------------
-    def _labs(self, observations: list[Located]) -> tuple[Labs, Measurement | None]:
+    def _same_day(self, analyte: Analyte, used: Located, other: Located) -> None:
+        same_time = used.resource.get("effectiveDateTime") == other.resource.get("effectiveDateTime")
+        how = (
+            "given first in the input (same time, nothing else tells them apart)"
+            if same_time
+            else "taken later"
+        )
+        self.warn(
+            used.location,
+            f"two {analyte.value} values on one day ({used.key} and {other.key}): the one {how} is used",
+        )
+
+    def _labs(self, observations: list[Located], scan_day: date) -> tuple[Labs, Measurement | None]:
         latest: dict[Analyte, tuple[Measurement, Located]] = {}
         for located in observations:
             for analyte, value, unit, path, code in self._lab_values(located):
@@ -406,16 +589,25 @@ class _Reader:
                 if code in codes.LAB_CODES_WITH_NOTE:
                     self.note(located.at("code"), codes.LAB_CODES_WITH_NOTE[code])
                 current = latest.get(analyte)
-                if current is not None and current[0].date == day and current[0].value != measurement.value:
-                    self.warn(
-                        located.location,
-                        f"two {analyte.value} values on {day} ({current[1].key} and {located.key}): "
-                        "the one with the later effective time is used",
-                    )
                 if current is None or _later(located, day, current[1], current[0].date):
+                    if (
+                        current is not None
+                        and current[0].date == day
+                        and current[0].value != measurement.value
+                    ):
+                        self._same_day(analyte, located, current[1])
                     latest[analyte] = (measurement, located)
+                elif current[0].date == day and current[0].value != measurement.value:
+                    self._same_day(analyte, current[1], located)
         values: dict[str, Measurement] = {}
         for analyte, (measurement, located) in latest.items():
+            if measurement.date is not None and measurement.date < scan_day - CURRENT_VALUE_AGE:
+                self.note(
+                    located.location,
+                    f"the latest {analyte.value} is from {measurement.date}, more than 3 years before the "
+                    f"scan ({scan_day}): not used as a current value",
+                )
+                continue
             name = "systolic_bp" if analyte is Analyte.SYSTOLIC_BP else _LAB_FIELDS[analyte]
             values[name] = measurement
             self.result.use(located)
@@ -435,18 +627,39 @@ class _Reader:
                     yield Analyte.SYSTOLIC_BP, *self._quantity(located, component, path), "8480-6"
 
     def _quantity(self, located: Located, element: dict[str, Any], path: str) -> tuple[Any, str | None, str]:
+        """Value, unit and where. A value given as a bound ("<0.3 mg/L", a comparator) is never read
+        as that number: it is reported and not used (``_BOUND``)."""
         prefix = f"{path}." if path else ""
         quantity = element.get("valueQuantity")
         if quantity is None:
+            text = element.get("valueString")
+            if isinstance(text, str):
+                return self._value_string(located, text, f"{prefix}valueString")
             return None, None, f"{prefix}value[x]"
         unit = quantity.get("code") if quantity.get("system") in (codes.UCUM, None) else None
         if quantity.get("comparator"):
             self.note(
                 located.at(f"{prefix}valueQuantity"),
-                f"value given as {quantity['comparator']}{quantity.get('value')}: "
-                f"read as {quantity.get('value')}",
+                f"value given as {quantity['comparator']}{quantity.get('value')}"
+                f"{' ' + str(quantity['unit']) if quantity.get('unit') else ''}: a bound, not an exact "
+                "value, so it is not used",
             )
+            return _BOUND, None, f"{prefix}valueQuantity"
         return quantity.get("value"), unit or quantity.get("unit"), f"{prefix}valueQuantity"
+
+    def _value_string(self, located: Located, text: str, path: str) -> tuple[Any, str | None, str]:
+        match = _VALUE_STRING.match(text)
+        if match is None:
+            self.note(located.at(path), f"result given as text {text!r}: not a number with a unit, not used")
+            return _BOUND, None, path
+        comparator, number, unit = match.groups()
+        if comparator:
+            self.note(
+                located.at(path), f"result given as {text!r}: a bound, not an exact value, so it is not used"
+            )
+            return _BOUND, None, path
+        self.note(located.at(path), f"result given as text {text!r}: read as {number} {unit}")
+        return float(number), unit, path
 
     def _measurement(
         self,
@@ -458,6 +671,8 @@ class _Reader:
         code: str,
         day: date,
     ) -> Measurement | None:
+        if value is _BOUND:
+            return None
         if value is None:
             if path.endswith("value[x]") and any(k.startswith("value") for k in located.resource):
                 self.error(located.at(path), f"{analyte.value} must be a Quantity with a unit", "value")
@@ -484,30 +699,92 @@ class _Reader:
             return None
         return Measurement(converted, canonical, day, located.key)
 
-    def _smoking(self, observations: list[Located]) -> bool | None:
+    def _smoking(self, observations: list[Located], conditions: list[tuple[Located, bool]]) -> bool | None:
+        """The latest smoking status (72166-2 or 11367-0, SNOMED or LOINC answers); an active
+        tobacco-use Condition counts from its date unless a later status says otherwise."""
         latest: tuple[date, bool | None, Located] | None = None
         for located in observations:
-            if _loinc(located) != codes.SMOKING_STATUS:
+            if _loinc(located) not in terminology.smoking_observation_codes():
                 continue
             day = self._effective_date(located) or date.min
             if day > self.as_of:
                 continue
-            answer = _codes_of(located.resource.get("valueCodeableConcept"), codes.SNOMED)
-            smoker: bool | None = None
-            if answer & codes.CURRENT_SMOKER:
-                smoker = True
-            elif answer & codes.NOT_CURRENT_SMOKER:
-                smoker = False
-            else:
-                self.warn(
-                    located.at("valueCodeableConcept"), "smoking status not recognised: read as unknown"
-                )
+            smoker = self._smoking_answer(located)
             if latest is None or latest[0] <= day:
+                latest = (day, smoker, located)
+        for located, smoker in conditions:
+            text = located.resource.get("onsetDateTime") or located.resource.get("recordedDate")
+            day = (_full_date(str(text)) if text else None) or date.min
+            if latest is None or latest[0] < day or (latest[1] is None and smoker):
+                self.note(located.location, "smoking status read from the problem list")
                 latest = (day, smoker, located)
         if latest is None:
             return None
         self.result.use(latest[2])
         return latest[1]
+
+    def _smoking_answer(self, located: Located) -> bool | None:
+        concept = located.resource.get("valueCodeableConcept")
+        answer = _codes_of(concept, codes.SNOMED)
+        if answer & codes.CURRENT_SMOKER:
+            return True
+        if answer & codes.NOT_CURRENT_SMOKER:
+            return False
+        for coding in _codings(concept):
+            found = terminology.smoking_answer(coding.get("system"), coding.get("code"))
+            if found == "current":
+                return True
+            if found in ("not-current", "smokeless"):
+                if found == "smokeless":
+                    self.note(located.at("valueCodeableConcept"), "smokeless tobacco: not read as smoking")
+                return False
+        self.warn(located.at("valueCodeableConcept"), "smoking status not recognised: read as unknown")
+        return None
+
+    def _bleeding_risk(
+        self, problems: _Problems, medications: list[MedicationPeriod], problems_listed: bool
+    ) -> bool | None:
+        """Raised bleeding risk for aspirin decisions: a bleeding condition, or an anticoagulant or
+        P2Y12 inhibitor taken on the assessment date (or long-term anticoagulant use, Z79.01)."""
+        antithrombotic = [
+            m
+            for m in medications
+            if m.drug_class in (DrugClass.ANTICOAGULANT, DrugClass.P2Y12_INHIBITOR)
+            and m.active_on(self.as_of)
+        ]
+        if antithrombotic:
+            names = ", ".join(sorted({m.name or m.drug_class.value for m in antithrombotic}))
+            self.note(
+                self.data.patient.location,
+                f"taking {names} on {self.as_of}: read as raised bleeding risk for aspirin decisions and "
+                "as antithrombotic therapy already given",
+            )
+        if problems.anticoagulant_use:
+            self.note(
+                self.data.patient.location,
+                "long-term anticoagulant use is on the problem list: read as raised bleeding risk",
+            )
+        if problems.bleeding or problems.anticoagulant_use or antithrombotic:
+            return True
+        return False if problems_listed else None
+
+    def _deceased(self) -> bool | None:
+        patient = self.data.patient
+        resource = patient.resource
+        if isinstance(resource.get("deceasedBoolean"), bool):
+            dead = bool(resource["deceasedBoolean"])
+        elif resource.get("deceasedDateTime"):
+            day = _full_date(str(resource["deceasedDateTime"]))
+            dead = day is None or day <= self.as_of
+        else:
+            return None
+        if dead:
+            self.warn(
+                patient.location,
+                "the patient is recorded as deceased: the record is assessed, but no active care plan or "
+                "repeat scan is proposed",
+            )
+        return dead
 
     def _family_history(self, observations: list[Located]) -> bool | None:
         stated: bool | None = None
@@ -524,21 +801,28 @@ class _Reader:
             for h in self.data.of_type("FamilyMemberHistory")
             if h.resource.get("status") != "entered-in-error"
         ]
-        undetermined = False
+        verdicts = set()
         for located in histories:
             verdict = self._premature_chd(located)
-            if verdict:
+            if verdict == "premature":
                 self.result.use(located)
                 return True
-            undetermined = undetermined or verdict is None
+            verdicts.add(verdict)
         if stated is not None:
             return stated
-        if histories and not undetermined:
+        if verdicts == {"later"} or verdicts == {"later", "unrelated"}:
             return False
+        if verdicts == {"unrelated"}:
+            self.note(
+                histories[0].location,
+                "family history is recorded, but none of it is coronary disease in a first-degree "
+                "relative: premature coronary disease in the family is unknown, not ruled out",
+            )
         return None
 
-    def _premature_chd(self, located: Located) -> bool | None:
-        """True: a first-degree relative had CHD before 55 (male) / 65 (female); None: cannot tell."""
+    def _premature_chd(self, located: Located) -> str:
+        """premature: a first-degree relative had CHD before 55 (male) / 65 (female); later: CHD in a
+        first-degree relative at a later age; unknown: cannot tell; unrelated: no such CHD recorded."""
         resource = located.resource
         relationship = _codes_of(resource.get("relationship"), codes.V3_ROLE_CODE)
         sex = _codes_of(resource.get("sex"), "http://hl7.org/fhir/administrative-gender")
@@ -567,10 +851,9 @@ class _Reader:
                     "coronary disease in a first-degree relative, but the age at onset or the relative's "
                     "sex is not given: cannot tell whether it was premature",
                 )
-                return None
-            if onset < limit:
-                return True
-        return False
+                return "unknown"
+            return "premature" if onset < limit else "later"
+        return "unrelated"
 
     def _after_as_of(self, located: Located, text: Any) -> bool:
         day = _full_date(str(text)) if text else None
@@ -582,52 +865,151 @@ class _Reader:
     # -- medications -------------------------------------------------------------------------------
     def _medications(self) -> tuple[list[MedicationPeriod], frozenset[DrugClass]]:
         statements = self.data.of_type("MedicationStatement") + self.data.of_type("MedicationRequest")
-        if not statements:
+        if not statements and not self.data.listed & {"MedicationStatement", "MedicationRequest"}:
             self.note(
                 self.data.patient.location,
-                "no medication list: statin, other lipid-lowering, blood-pressure and aspirin use unknown",
+                "no medication list: statin, other lipid-lowering, blood-pressure, aspirin and "
+                "antithrombotic use unknown",
             )
             return [], frozenset(DrugClass)
         periods: list[MedicationPeriod] = []
         unknown: set[DrugClass] = set()
+        orders: dict[DrugClass, list[_Order]] = {}
         for located in statements:
-            classes, name = self._drug_classes(located)
-            if not classes:
+            classified = self._drug_classes(located)
+            if classified.unrecognised:
+                self.note(
+                    located.location,
+                    f"looks like a cardiovascular medication but is not recognised "
+                    f"({classified.unrecognised}): not counted",
+                )
+            if not classified.classes:
+                if classified.note:
+                    self.note(located.location, classified.note)
                 continue
+            if classified.note:
+                self.note(located.location, classified.note)
             status = located.resource.get("status")
             if status == "unknown":
-                unknown |= classes
+                unknown |= classified.classes
                 continue
-            period = self._period(located, status)
+            if located.type == "MedicationRequest":
+                order = self._order(located, status, classified.name)
+                if order is not None:
+                    for drug_class in classified.classes:
+                        orders.setdefault(drug_class, []).append(order)
+                continue
+            period = self._statement_period(located, status)
             if period is None:
                 continue
-            start, end = period
-            for drug_class in sorted(classes):
-                periods.append(MedicationPeriod(drug_class, start, end, name, located.key))
+            for drug_class in sorted(classified.classes):
+                periods.append(MedicationPeriod(drug_class, *period, classified.name, located.key))
             self.result.use(located)
+        for drug_class in sorted(orders):
+            periods += self._courses(drug_class, orders[drug_class])
         return periods, frozenset(unknown)
 
-    def _period(self, located: Located, status: Any) -> tuple[date | None, date | None] | None:
+    def _order(self, located: Located, status: Any, name: str | None) -> _Order | None:
+        """A MedicationRequest as an order: its start, and its end where one is recorded or implied
+        by the supply dispensed (expectedSupplyDuration × (1 + numberOfRepeatsAllowed))."""
         resource = located.resource
-        if located.type == "MedicationRequest":
-            if resource.get("intent") not in _ORDER_INTENTS or status not in (
-                "active",
-                "completed",
-                "stopped",
-            ):
-                return None
-            validity = (resource.get("dispenseRequest") or {}).get("validityPeriod") or {}
-            start = self._period_bound(located, resource.get("authoredOn") or validity.get("start"), True)
-            ending = validity.get("end") if status in ("completed", "stopped") else None
-            end = self._period_bound(located, ending, first=False)
+        if resource.get("intent") not in _ORDER_INTENTS or status not in ("active", "completed", "stopped"):
+            return None
+        dispense = resource.get("dispenseRequest") or {}
+        validity = dispense.get("validityPeriod") or {}
+        start = self._period_bound(located, resource.get("authoredOn") or validity.get("start"), True)
+        if status == "active":
+            end = None
         else:
-            if status in ("not-taken", "entered-in-error", "intended"):
-                return None
-            effective = resource.get("effectivePeriod") or {}
-            start = self._period_bound(
-                located, effective.get("start") or resource.get("effectiveDateTime"), True
+            end = self._period_bound(located, validity.get("end"), first=False)
+            if end is None and start is not None:
+                end = _supply_end(start, dispense)
+        prior = _reference(resource.get("priorPrescription") or {})
+        return _Order(located, start, end, status == "active", name, prior)
+
+    def _courses(self, drug_class: DrugClass, orders: list[_Order]) -> list[MedicationPeriod]:
+        """Orders of one drug class as courses: a renewal (the next order of the same medication,
+        within RENEWAL_GAP of the last order date when no end is recorded, within REFILL_GAP of a
+        recorded end, or one naming it as priorPrescription) continues the course without a break.
+        Orders dated after the assessment date only say that the earlier one was still running then."""
+        ordered = sorted(orders, key=lambda o: o.start or date.min)
+        by_prior = {o.prior: o for o in ordered if o.prior is not None}
+        periods: list[MedicationPeriod] = []
+        unended: list[_Order] = []
+        future = 0
+        for index, order in enumerate(ordered):
+            if order.start is not None and order.start > self.as_of:
+                future += 1
+                continue
+            end = None if order.active else order.end
+            following = self._renewal(order, ordered, index, by_prior)
+            if not order.active and following is not None:
+                assert following.start is not None
+                end = None if following.start > self.as_of else max(following.start, end or following.start)
+            elif not order.active and order.end is None:
+                end = order.start
+                unended.append(order)
+                if end is None:
+                    self.warn(order.located.location, "ignored: no dates, so when it was taken is unknown")
+                    continue
+            periods.append(MedicationPeriod(drug_class, order.start, end, order.name, order.located.key))
+            self.result.use(order.located)
+        if unended:
+            last = unended[-1]
+            self.note(
+                last.located.location,
+                f"{drug_class.value}: {len(unended)} order(s) stopped or completed without an end date and "
+                f"not renewed within {RENEWAL_GAP.days} days: each taken as ending on its order date "
+                f"(last {last.start})",
             )
-            end = self._period_bound(located, effective.get("end"), first=False)
+        if future:
+            self.note(
+                self.data.patient.location,
+                f"{drug_class.value}: {future} order(s) dated after the assessment date {self.as_of} "
+                "ignored (they only show that the order before them was still running)",
+            )
+        return periods
+
+    def _renewal(
+        self, order: _Order, ordered: list[_Order], index: int, by_prior: dict[str, _Order]
+    ) -> _Order | None:
+        """The order that renews ``order``: one naming it as priorPrescription, else the next of the
+        same medication in time (the search stops once later orders are out of reach)."""
+        named = by_prior.get(order.located.key) or (by_prior.get(order.located.full_url or ""))
+        if named is not None and named.start is not None:
+            return named
+        if order.start is None:
+            return None
+        reach = max(order.start + RENEWAL_GAP, (order.end or order.start) + REFILL_GAP)
+        for candidate in ordered[index + 1 :]:
+            if candidate.start is None or candidate.start > reach:
+                break
+            if self._renews(order, candidate):
+                return candidate
+        return None
+
+    def _renews(self, order: _Order, following: _Order) -> bool:
+        """The same medication re-ordered (by its name), in time; hospital injectables never renew."""
+        if following.start is None or order.start is None:
+            return False
+        if order.name != following.name or order.name in terminology.parenteral_anticoagulants():
+            return following.prior is not None and following.prior in (
+                order.located.key,
+                order.located.full_url,
+            )
+        if following.prior is not None and following.prior in (order.located.key, order.located.full_url):
+            return True
+        if order.end is not None:
+            return following.start - order.end <= REFILL_GAP
+        return following.start - order.start <= RENEWAL_GAP
+
+    def _statement_period(self, located: Located, status: Any) -> tuple[date | None, date | None] | None:
+        resource = located.resource
+        if status in ("not-taken", "entered-in-error", "intended"):
+            return None
+        effective = resource.get("effectivePeriod") or {}
+        start = self._period_bound(located, effective.get("start") or resource.get("effectiveDateTime"), True)
+        end = self._period_bound(located, effective.get("end"), first=False)
         if status in ("completed", "stopped", "on-hold") and end is None:
             asserted = self._period_bound(located, resource.get("dateAsserted"), first=False)
             end = asserted or start
@@ -659,7 +1041,7 @@ class _Reader:
         self.note(located.location, f"partial date {text!r} read as {bound}")
         return bound
 
-    def _drug_classes(self, located: Located) -> tuple[set[DrugClass], str | None]:
+    def _drug_classes(self, located: Located) -> Classified:
         concepts = []
         resource = located.resource
         if "medicationCodeableConcept" in resource:
@@ -669,12 +1051,11 @@ class _Reader:
         if medication is not None:
             concepts.append(medication.resource.get("code"))
             concepts += [i.get("itemCodeableConcept") for i in medication.resource.get("ingredient") or []]
-        return classify_medication(c for c in concepts if c)
+        return read_medication(c for c in concepts if isinstance(c, dict))
 
     # -- conditions and procedures -----------------------------------------------------------------
-    def _conditions(self, problems_listed: bool) -> tuple[bool, set[CoronaryHistory], bool, bool]:
-        diabetes = symptoms = bleeding = False
-        coronary: set[CoronaryHistory] = set()
+    def _conditions(self, problems_listed: bool) -> _Problems:
+        found = _Problems()
         for located in self.data.of_type("Condition"):
             resource = located.resource
             verification = _codes_of(resource.get("verificationStatus"), None)
@@ -686,33 +1067,13 @@ class _Reader:
                         located.location, f"ignored: verification status {status} (only confirmed is used)"
                     )
                 continue
-            if self._after_as_of(located, resource.get("onsetDateTime") or resource.get("recordedDate")):
+            recorded = resource.get("onsetDateTime") or resource.get("recordedDate")
+            if self._after_as_of(located, recorded):
                 continue
             active = not (
                 _codes_of(resource.get("clinicalStatus"), None) & {"inactive", "resolved", "remission"}
             )
-            history = coronary_history(concept)
-            if history is not None:  # a past MI or stent stays history, whatever its clinical status
-                coronary.add(history)
-                self.result.use(located)
-            elif active and (
-                _codes_of(concept, codes.SNOMED) & codes.DIABETES_SNOMED
-                or _icd10_match(concept, codes.DIABETES_ICD10)
-            ):
-                diabetes = True
-                self.result.use(located)
-            elif active and (
-                _codes_of(concept, codes.SNOMED) & codes.SYMPTOM_SNOMED
-                or _icd10_match(concept, codes.SYMPTOM_ICD10)
-            ):
-                symptoms = True
-                self.result.use(located)
-            elif active and (
-                _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
-                or _icd10_match(concept, codes.BLEEDING_ICD10)
-            ):
-                bleeding = True
-                self.result.use(located)
+            self._condition(located, concept, active, found)
         for located in self.data.of_type("Procedure"):
             performed = located.resource.get("performedDateTime") or (
                 located.resource.get("performedPeriod") or {}
@@ -722,23 +1083,160 @@ class _Reader:
             if located.resource.get("status") in ("completed", "in-progress"):
                 history = coronary_history(located.resource.get("code"))
                 if history is not None:
-                    coronary.add(history)
+                    found.coronary.add(history)
                     self.result.use(located)
+                elif looks_relevant(located.resource.get("code")):
+                    self._unrecognised(located, "procedure")
         if not problems_listed:
             self.note(
                 self.data.patient.location,
-                "no problem list (no Condition): diabetes, known coronary disease and bleeding risk unknown",
+                "no problem list (no Condition): diabetes, known ASCVD and bleeding risk unknown",
             )
-        return diabetes, coronary, symptoms, bleeding
+        return found
+
+    def _condition(self, located: Located, concept: Any, active: bool, found: _Problems) -> None:
+        kinds = {c.kind: c for c in _concepts(concept)}
+        history = coronary_history(concept)
+        if history is not None:  # a past MI, stroke or stent stays history, whatever its clinical status
+            found.coronary.add(history)
+            self.result.use(located)
+            return
+        if Kind.HAEMORRHAGIC_STROKE in kinds:
+            found.bleeding = True
+            self.result.use(located)
+            self.note(
+                located.location,
+                f"{kinds[Kind.HAEMORRHAGIC_STROKE].display!r}: a haemorrhagic stroke is not atherosclerotic "
+                "disease; read as raised bleeding risk",
+            )
+            return
+        if Kind.SUBCLINICAL in kinds:
+            found.subclinical.append(located)
+            return
+        smoking = _smoking_of(concept)
+        if smoking is not None and active:
+            found.tobacco.append((located, smoking))
+            return
+        if not active:
+            return
+        if (
+            Kind.DIABETES in kinds
+            or (Kind.GESTATIONAL_DIABETES not in kinds and _icd10_match(concept, codes.DIABETES_ICD10))
+            or _codes_of(concept, codes.SNOMED) & codes.DIABETES_SNOMED
+        ):
+            found.diabetes = True
+            self.result.use(located)
+        elif Kind.GESTATIONAL_DIABETES in kinds:
+            self.note(located.location, "diabetes in pregnancy is not read as diabetes mellitus")
+        elif _codes_of(concept, codes.SNOMED) & codes.SYMPTOM_SNOMED or _icd10_match(
+            concept, codes.SYMPTOM_ICD10
+        ):
+            found.symptoms = True
+            self.result.use(located)
+        elif _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK or _icd10_match(
+            concept, codes.BLEEDING_ICD10
+        ):
+            found.bleeding = True
+            self.result.use(located)
+        elif Kind.ANTICOAGULANT_USE in kinds:
+            found.anticoagulant_use = True
+            self.result.use(located)
+        elif Kind.FAMILIAL_HYPERCHOLESTEROLAEMIA in kinds:
+            self.note(
+                located.location,
+                "familial hypercholesterolaemia is recorded: fhircac's rules do not read it; the guideline "
+                "treats it apart from the calcium score",
+            )
+        elif looks_relevant(concept):
+            self._unrecognised(located, "condition")
+
+    def _unrecognised(self, located: Located, what: str) -> None:
+        concept = located.resource.get("code")
+        described = describe_codes(_codings(concept), [str((concept or {}).get("text") or "")])
+        self.note(
+            located.location,
+            f"looks like a cardiovascular {what} but is not recognised ({described}): not counted",
+        )
+
+
+@dataclass
+class _Problems:
+    """What the problem list and procedures say, gathered before it becomes the record."""
+
+    diabetes: bool = False
+    symptoms: bool = False
+    bleeding: bool = False
+    anticoagulant_use: bool = False  # Z79.01 long-term anticoagulant use
+    coronary: set[CoronaryHistory] = field(default_factory=set)
+    subclinical: list[Located] = field(default_factory=list)
+    tobacco: list[tuple[Located, bool]] = field(default_factory=list)  # active, smoker or not
+
+
+Kind = terminology.ConditionKind
+
+
+def _concepts(concept: Any) -> list[terminology.Concept]:
+    found = (terminology.condition(c.get("system"), c.get("code")) for c in _codings(concept))
+    return [c for c in found if c is not None]
+
+
+def _smoking_of(concept: Any) -> bool | None:
+    """Smoker (True) or not (False) by a tobacco-use answer code; None when it is none."""
+    for coding in _codings(concept):
+        answer = terminology.smoking_answer(coding.get("system"), coding.get("code"))
+        if answer == "current":
+            return True
+        if answer in ("not-current", "smokeless"):
+            return False
+    return None
 
 
 def _is_relevant_condition(concept: Any) -> bool:
     return bool(
         coronary_history(concept) is not None
+        or _concepts(concept)
         or _codes_of(concept, codes.SNOMED) & (codes.DIABETES_SNOMED | codes.SYMPTOM_SNOMED)
         or _icd10_match(concept, (*codes.DIABETES_ICD10, *codes.SYMPTOM_ICD10, *codes.BLEEDING_ICD10))
         or _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
     )
+
+
+# Coronary arteries by SNOMED body structure or by name (per-vessel CAC Observations, bodySite).
+_VESSEL_SNOMED = {"3227004": Vessel.LEFT_MAIN, "13647002": Vessel.RCA}
+_VESSEL_WORDS = (
+    ("left main", Vessel.LEFT_MAIN),
+    (r"\blm\b", Vessel.LEFT_MAIN),
+    ("anterior descending", Vessel.LAD),
+    (r"\blad\b", Vessel.LAD),
+    ("circumflex", Vessel.LCX),
+    (r"\blcx\b", Vessel.LCX),
+    ("right coronary", Vessel.RCA),
+    (r"\brca\b", Vessel.RCA),
+)
+_WHOLE_HEART = re.compile(r"\bheart\b|coronary arteries|all coronary|whole")
+
+
+def _site_text(site: Any) -> str:
+    return " ".join(
+        [str((site or {}).get("text") or "")] + [str(c.get("display") or "") for c in _codings(site)]
+    ).lower()
+
+
+_WHOLE_HEART_SNOMED = frozenset({"80891009", "41801008"})  # heart structure, coronary artery structure
+
+
+def _whole_heart(site: Any) -> bool:
+    if _vessel(site) is not None:
+        return False
+    return bool(_codes_of(site, codes.SNOMED) & _WHOLE_HEART_SNOMED or _WHOLE_HEART.search(_site_text(site)))
+
+
+def _vessel(site: Any) -> Vessel | None:
+    for code in _codes_of(site, codes.SNOMED):
+        if code in _VESSEL_SNOMED:
+            return _VESSEL_SNOMED[code]
+    text = _site_text(site)
+    return next((vessel for pattern, vessel in _VESSEL_WORDS if re.search(pattern, text)), None)
 
 
 def _later(located: Located, day: date, other: Located, other_day: date | None) -> bool:
@@ -748,6 +1246,25 @@ def _later(located: Located, day: date, other: Located, other_day: date | None) 
     return str(located.resource.get("effectiveDateTime", "")) > str(
         other.resource.get("effectiveDateTime", "")
     )
+
+
+def _merge_repeats(issues: list[Issue]) -> list[Issue]:
+    """One note for many alike (a renewal series, forty refills): the first place, and how many."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for issue in issues:
+        if not issue.is_error:
+            key = (issue.severity, issue.code, issue.message)
+            counts[key] = counts.get(key, 0) + 1
+    merged: list[Issue] = []
+    seen: set[tuple[str, str, str]] = set()
+    for issue in issues:
+        key = (issue.severity, issue.code, issue.message)
+        if issue.is_error or counts[key] == 1:
+            merged.append(issue)
+        elif key not in seen:
+            seen.add(key)
+            merged.append(replace(issue, message=f"{issue.message} (and {counts[key] - 1} more like it)"))
+    return merged
 
 
 def read_patient(data: PatientInput, as_of: date) -> ReadResult:
@@ -773,7 +1290,11 @@ def _codings(concept: Any) -> list[dict[str, Any]]:
 
 
 def _codes_of(concept: Any, system: str | None) -> set[str]:
-    return {str(c.get("code")) for c in _codings(concept) if system is None or c.get("system") == system}
+    return {
+        str(c.get("code"))
+        for c in _codings(concept)
+        if system is None or terminology.system_of(c.get("system")) == system
+    }
 
 
 def _code_in(concept: Any, system: str, wanted: Iterable[str]) -> bool:
@@ -781,7 +1302,7 @@ def _code_in(concept: Any, system: str, wanted: Iterable[str]) -> bool:
 
 
 def _codings_match(concept: Any, wanted: frozenset[tuple[str, str]]) -> bool:
-    return any((c.get("system"), c.get("code")) in wanted for c in _codings(concept))
+    return any((terminology.system_of(c.get("system")), c.get("code")) in wanted for c in _codings(concept))
 
 
 def _fhircac_code(concept: Any) -> str | None:
@@ -789,7 +1310,9 @@ def _fhircac_code(concept: Any) -> str | None:
     return next(iter(found)) if found else None
 
 
-_READ_LOINC = frozenset(codes.LAB_CODES) | codes.BLOOD_PRESSURE_PANELS | {codes.SMOKING_STATUS}
+_READ_LOINC = (
+    frozenset(codes.LAB_CODES) | codes.BLOOD_PRESSURE_PANELS | terminology.smoking_observation_codes()
+)
 
 
 def _loinc(located: Located) -> str | None:
@@ -806,17 +1329,54 @@ def _icd10_match(concept: Any, prefixes: Iterable[str]) -> bool:
     wanted = tuple(_icd10(p) for p in prefixes)
     systems = codes.ICD10_SYSTEMS
     return any(
-        _icd10(c.get("code")).startswith(wanted) for c in _codings(concept) if c.get("system") in systems
+        _icd10(c.get("code")).startswith(wanted)
+        for c in _codings(concept)
+        if terminology.system_of(c.get("system")) in systems
     )
 
 
+# The most telling history first, when one concept carries several codes.
+_HISTORY_ORDER = (
+    CoronaryHistory.MYOCARDIAL_INFARCTION,
+    CoronaryHistory.BYPASS,
+    CoronaryHistory.STENT,
+    CoronaryHistory.CORONARY_DISEASE,
+    CoronaryHistory.STROKE_OR_TIA,
+    CoronaryHistory.PERIPHERAL_ARTERY_DISEASE,
+)
+
+
 def coronary_history(concept: Any) -> CoronaryHistory | None:
-    for code in sorted(_codes_of(concept, codes.SNOMED)):
-        if code in codes.CORONARY_SNOMED:
-            return codes.CORONARY_SNOMED[code]
+    """Clinical ASCVD a condition or procedure code records: the terminology tables first (value
+    sets, incl. CPT and ICD-10-PCS procedures), then REFERENCE §12's codes and ICD-10 prefixes.
+    Coronary atherosclerosis alone and haemorrhagic stroke are not clinical ASCVD here."""
+    histories: set[CoronaryHistory] = set()
+    excluded = False
+    for coding in _codings(concept):
+        system, code = coding.get("system"), coding.get("code")
+        for found in (terminology.condition(system, code), terminology.procedure(system, code)):
+            if found is None:
+                continue
+            if found.history is not None:
+                histories.add(found.history)
+            elif found.kind in (Kind.SUBCLINICAL, Kind.HAEMORRHAGIC_STROKE):
+                excluded = True
+    if excluded and not histories:
+        return None
+    histories |= {
+        codes.CORONARY_SNOMED[c] for c in _codes_of(concept, codes.SNOMED) if c in codes.CORONARY_SNOMED
+    }
+    by_prefix = _coronary_by_icd10(concept)
+    if by_prefix is not None:
+        histories.add(by_prefix)
+    return next((h for h in _HISTORY_ORDER if h in histories), None)
+
+
+def _coronary_by_icd10(concept: Any) -> CoronaryHistory | None:
+    """REFERENCE §12's ICD-10 codes as prefixes, the longest match winning (I25.2 MI over I25)."""
     best: tuple[int, CoronaryHistory] | None = None
     for coding in _codings(concept):
-        if coding.get("system") not in codes.ICD10_SYSTEMS:
+        if terminology.system_of(coding.get("system")) not in codes.ICD10_SYSTEMS:
             continue
         code = _icd10(coding.get("code"))
         for prefix, history in codes.CORONARY_ICD10.items():
@@ -825,34 +1385,27 @@ def coronary_history(concept: Any) -> CoronaryHistory | None:
     return best[1] if best else None
 
 
-_WORD = re.compile(r"[a-z]+")
-
-
 def classify_medication(concepts: Iterable[dict[str, Any]]) -> tuple[set[DrugClass], str | None]:
-    """Drug classes of a medication: RxNorm ingredient, then ATC (longest prefix), then names."""
-    classes: set[DrugClass] = set()
-    name: str | None = None
-    texts: list[str] = []
-    for concept in concepts:
-        texts.append(str(concept.get("text") or ""))
-        for coding in _codings(concept):
-            system, code = coding.get("system"), str(coding.get("code", ""))
-            texts.append(str(coding.get("display") or ""))
-            if system == codes.RXNORM and code in codes.RXNORM_INGREDIENTS:
-                drug_class, name = codes.RXNORM_INGREDIENTS[code]
-                classes.add(drug_class)
-            elif system == codes.ATC:
-                prefixes = [p for p in codes.ATC_PREFIXES if code.upper().startswith(p)]
-                if prefixes:
-                    classes.update(codes.ATC_PREFIXES[max(prefixes, key=len)])
-                    name = name or coding.get("display") or code
-    if not classes:
-        for text in texts:
-            for word in _WORD.findall(text.lower()):
-                if word in codes.DRUG_NAMES:
-                    classes.add(codes.DRUG_NAMES[word])
-                    name = name or word
-    return classes, name
+    """Drug classes of a medication and the name it was recognised by (see ``read_medication``)."""
+    classified = read_medication(concepts)
+    return set(classified.classes), classified.name
+
+
+_INDIVIDUAL_SEX = {
+    (codes.SNOMED, "248152002"): Sex.FEMALE,
+    (codes.SNOMED, "248153007"): Sex.MALE,
+    ("http://hl7.org/fhir/administrative-gender", "female"): Sex.FEMALE,
+    ("http://hl7.org/fhir/administrative-gender", "male"): Sex.MALE,
+}
+
+
+def _individual_sex(extension: dict[str, Any]) -> Sex | None:
+    coding = extension.get("valueCoding") or {}
+    return _INDIVIDUAL_SEX.get((terminology.system_of(coding.get("system")), str(coding.get("code"))))
+
+
+def _birth_sex(extension: dict[str, Any]) -> Sex | None:
+    return {"F": Sex.FEMALE, "M": Sex.MALE}.get(str(extension.get("valueCode")))
 
 
 def _us_core_codes(patient: dict[str, Any], url: str, part_url: str) -> set[str]:

@@ -14,6 +14,7 @@ from xml.sax.saxutils import escape
 
 from fhircac.clinical.assessment import Assessment
 from fhircac.clinical.bands import shown_score
+from fhircac.clinical.inputs import courses
 from fhircac.clinical.record import DrugClass, PatientRecord
 
 MARGIN = timedelta(days=240)  # room either side of the first and last date
@@ -100,21 +101,7 @@ def statin_periods(record: PatientRecord, start: date, end: date) -> tuple[Stati
 
     A statement without a start began at a time not recorded; without an end it is still taken.
     """
-    spans = sorted(
-        ((m.start, m.end) for m in record.medications if m.drug_class is DrugClass.STATIN),
-        key=lambda span: span[0] or date.min,
-    )
-    merged: list[tuple[date | None, date | None]] = []
-    for first, last in spans:
-        if merged:
-            open_first, open_last = merged[-1]
-            # back to back counts as one; ordinals, so that 9999-12-31 + 1 day cannot overflow
-            touches = open_last is None or (first or date.min).toordinal() <= open_last.toordinal() + 1
-            if touches:
-                later = None if open_last is None or last is None else max(open_last, last)
-                merged[-1] = (open_first, later)
-                continue
-        merged.append((first, last))
+    merged = courses(record, DrugClass.STATIN)
     return tuple(
         StatinPeriod(max(first or start, start), min(last or end, end), first, last)
         for first, last in merged

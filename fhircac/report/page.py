@@ -17,6 +17,8 @@ from markupsafe import Markup
 from fhircac import __version__
 from fhircac.clinical.assessment import Assessment, Statement
 from fhircac.clinical.bands import PRIMARY_BANDS, shown_score
+from fhircac.clinical.inputs import describe as describe_inputs
+from fhircac.clinical.inputs import record_inputs
 from fhircac.clinical.narrative import RepeatScan, in_100, repeat_scan
 from fhircac.clinical.record import PatientRecord
 from fhircac.clinical.risk import shown_risk
@@ -76,6 +78,7 @@ class ReportPage:
     recommendations: tuple[Statement, ...]
     warnings: tuple[Statement, ...]
     missing: tuple[str, ...]
+    inputs: tuple[str, ...]  # the summary's ``inputs``, described (clinical.inputs)
     input_notes: tuple[str, ...]
     policy: str
     generated: str
@@ -238,6 +241,7 @@ def build_page(data: ReportData, generated: datetime) -> ReportPage:
         recommendations=a.recommendations,
         warnings=a.warnings,
         missing=tuple(str(m) for m in a.missing),
+        inputs=describe_inputs(record_inputs(record)),
         input_notes=tuple(read_notes(data.read.issues)),
         policy=f"{a.policy.title} ({a.policy.id.value} {a.policy.version})",
         generated=generated.isoformat(timespec="seconds"),

@@ -1,4 +1,4 @@
-"""``fhircac evaluate`` in a real process: output formats, exit codes, and bad input refused whole."""
+"""``fhircac evaluate`` in a real process: output formats, exit codes, bad input refused per patient."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_unknown_units_each_named(tmp_path: Path) -> None:
     bundle = fb.full_record(
         fb.lab("2571-8", 1.2, "mg/mL", id="tg"), fb.lab("1884-6", 90, "umol/L", id="apob")
     )
-    issues = outcome(fhircac(write(tmp_path, "x.json", bundle)))
+    issues = [i for i in outcome(fhircac(write(tmp_path, "x.json", bundle))) if i["severity"] == "error"]
     assert len(issues) == 2
     assert all("is not understood here" in i["diagnostics"] for i in issues)
     assert {i["expression"][0].split("entry")[1][:4] for i in issues} == {"[9].", "[10]"}
@@ -104,7 +104,7 @@ def test_unknown_units_each_named(tmp_path: Path) -> None:
 
 def test_references_that_do_not_resolve(tmp_path: Path) -> None:
     bundle = fb.full_record(fb.medication_statement(reference="Medication/missing", id="m2"))
-    (issue,) = outcome(fhircac(write(tmp_path, "x.json", bundle)))
+    (issue,) = [i for i in outcome(fhircac(write(tmp_path, "x.json", bundle))) if i["severity"] == "error"]
     assert issue["code"] == "not-found" and "Medication/missing" in issue["diagnostics"]
 
 
@@ -114,16 +114,28 @@ def test_several_patients_mixed_in_one_record(tmp_path: Path) -> None:
     assert "mixes several patients" in issue["diagnostics"]
 
 
-def test_one_bad_patient_stops_the_whole_run_and_an_existing_output_file_is_untouched(tmp_path: Path) -> None:
+def test_one_bad_patient_never_stops_the_others_exit_3_for_a_partial_run(tmp_path: Path) -> None:
     good = str(EXAMPLES / "01-cac-zero-low-risk.json")
     bad = fb.full_record()
     bad["entry"][1]["resource"]["valueQuantity"]["code"] = "mg"
     output = tmp_path / "out.ndjson"
     output.write_text("previous\n")
-    result = fhircac(good, write(tmp_path, "bad.json", bad), "--output", str(output))
-    outcome(result)
-    assert output.read_text() == "previous\n"
+    result = fhircac(good, write(tmp_path, "bad.json", bad), "--output", str(output), "--format", "summary")
+    assert result.returncode == 3, result.stderr
+    (line,) = output.read_text().splitlines()
+    assert json.loads(line)["patient"] == "Patient/cac-ex01"
+    refused = [i for i in json.loads(result.stderr)["issue"] if i["severity"] == "error"]
+    assert refused and all("bad.json" in i["expression"][0] for i in refused)
     assert list(tmp_path.glob(".fhircac-*")) == []
+
+
+def test_every_patient_refused_is_exit_2_and_an_existing_output_file_is_untouched(tmp_path: Path) -> None:
+    bad = fb.full_record()
+    bad["entry"][1]["resource"]["valueQuantity"]["code"] = "mg"
+    output = tmp_path / "out.ndjson"
+    output.write_text("previous\n")
+    outcome(fhircac(write(tmp_path, "bad.json", bad), "--output", str(output)))
+    assert output.read_text() == "previous\n"
 
 
 def test_output_file_is_written_whole(tmp_path: Path) -> None:

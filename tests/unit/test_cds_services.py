@@ -119,6 +119,12 @@ def test_patient_view_summarises_score_band_drs_percentile_and_risk(client: Any)
         assert f"rule `{statement['id']}`" in summary["detail"]
     assert "**Repeat scan:**" in summary["detail"] and expected["next_scan"]["earliest"] in summary["detail"]
     assert summary["indicator"] == "info"
+    # How the record was read: the summary's inputs, the same lines as the report page.
+    from fhircac.clinical.inputs import describe
+
+    assert "**How the record was read:**" in summary["detail"]
+    for line in describe(expected["inputs"]):
+        assert line.split(":")[0] in summary["detail"]
 
 
 def test_a_rise_on_a_statin_is_read_as_expected_not_failure(client: Any) -> None:

@@ -376,7 +376,7 @@ def test_refuted_condition_is_ignored() -> None:
     [
         ("Z95.5", codes.ICD10_CM, CoronaryHistory.STENT),
         ("I25.2", codes.ICD10_CM, CoronaryHistory.MYOCARDIAL_INFARCTION),  # longest prefix beats I25
-        ("I25.10", codes.ICD10_CM, CoronaryHistory.CORONARY_DISEASE),
+        ("I25.110", codes.ICD10_CM, CoronaryHistory.CORONARY_DISEASE),  # with unstable angina
         ("Z95.1", codes.ICD10, CoronaryHistory.BYPASS),
     ],
 )
@@ -414,8 +414,9 @@ def test_family_history_of_premature_chd(
 
 
 def test_second_degree_relatives_do_not_count() -> None:
+    # A grandfather's early MI is not premature CHD in a first-degree relative, nor evidence of none.
     record = read(fb.patient(), fb.cac(), fb.family_history("GRFTH", 45)).record
-    assert record is not None and record.family_history_premature_chd is False
+    assert record is not None and record.family_history_premature_chd is None
 
 
 def test_family_history_unknown_without_any_record() -> None:

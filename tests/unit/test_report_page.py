@@ -343,3 +343,20 @@ def test_symptoms_come_first_on_the_page() -> None:
     assert "The score itself is not an emergency" in page.headline
     assert "(for people without symptoms)" in html
     assert "exercise-after-symptoms-checked" in {item.id for item in page.lifestyle}
+
+
+def test_how_the_record_was_read_shows_the_summarys_inputs() -> None:
+    from fhircac.clinical.inputs import describe
+
+    html = render(build_page(data("06-rising-on-statin"), NOW))
+    shown = re.search(r'<ul id="inputs">(.*?)</ul>', html, re.S)
+    assert shown
+    lines = [html_unescape(item) for item in re.findall(r"<li>(.*?)</li>", shown.group(1))]
+    assert lines == list(describe(expected("06-rising-on-statin")["inputs"]))
+    assert any(line.startswith("Statin at the scan: yes") for line in lines)
+
+
+def html_unescape(text: str) -> str:
+    import html
+
+    return html.unescape(text)
