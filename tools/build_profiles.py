@@ -218,10 +218,23 @@ def cac_risk_assessment() -> dict[str, Any]:
                     ("cacDrs", codes.EXT_CAC_DRS, 1, "1"),
                     ("percentile", codes.EXT_PERCENTILE, 0, "1"),
                     ("metabolicState", codes.EXT_METABOLIC_STATE, 0, "1"),
+                    ("replaces", codes.EXT_REPLACES_ASSESSMENT, 0, "*"),
                 ],
             ),
             _el("RiskAssessment.identifier", min=1, comment=f"System {codes.ASSESSMENT_ID}."),
-            _el("RiskAssessment.status", fixedCode="final"),
+            _el(
+                "RiskAssessment.status",
+                short="final, or entered-in-error once its CAC Observation is withdrawn or corrected",
+                constraint=[
+                    {
+                        "key": "cac-ra-status",
+                        "severity": "error",
+                        "human": "A fhircac interpretation is final, or entered-in-error once withdrawn",
+                        "expression": "$this = 'final' or $this = 'entered-in-error'",
+                        "source": codes.PROFILE_CAC_RISK_ASSESSMENT,
+                    }
+                ],
+            ),
             _el(
                 "RiskAssessment.code",
                 min=1,
@@ -331,7 +344,7 @@ def _simple_extension(
         [
             _el("Extension.extension", max="0"),
             _el("Extension.url", fixedUri=codes.structure_definition(id_)),
-            _el("Extension.value[x]", min=1, type=[{"code": type_}], **value),
+            _el("Extension.value[x]", min=1, **({"type": [{"code": type_}]} | value)),
         ],
     )
 
@@ -421,6 +434,17 @@ def extensions() -> list[dict[str, Any]]:
             f"Metabolically active, calm or unknown (codes of {codes.FHIRCAC}).",
             ["RiskAssessment"],
             "Coding",
+        ),
+        _simple_extension(
+            "replaces-assessment",
+            "ReplacesAssessment",
+            "Replaces assessment",
+            "An earlier fhircac interpretation this one replaces, because the CAC Observation it read "
+            "was corrected (the earlier one is then entered-in-error). RiskAssessment has no replaces "
+            "element in R4 and the core replaces extensions do not apply to it.",
+            ["RiskAssessment"],
+            "Reference",
+            type=[{"code": "Reference", "targetProfile": [f"{CORE}/RiskAssessment"]}],
         ),
         _simple_extension(
             "note-audience",

@@ -240,6 +240,15 @@ class FhirClient:
         url = f"{self.base_url}/{_type(resource_type)}/{_id(id)}"
         return self._expect(self._send("GET", url), resource_type)
 
+    def history(
+        self, resource_type: str, id: str | None = None, params: Params | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """``[base]/Type[/id]/_history`` pages; deletions are entries with ``request.method`` DELETE."""
+        url = f"{self.base_url}/{_type(resource_type)}" + (f"/{_id(id)}" if id is not None else "")
+        first = self._expect(self._send("GET", f"{url}/_history", params=params, headers=_NO_CACHE), "Bundle")
+        yield first
+        yield from self.pages_after(first)
+
     def search(self, resource_type: str, params: Params | None = None) -> Iterator[dict[str, Any]]:
         """Yield each searchset page Bundle, following ``link[relation=next]`` as the server wrote it."""
         url = f"{self.base_url}/{_type(resource_type)}"

@@ -19,15 +19,23 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from fhircac.clinical.policies import Policy
 from fhircac.fhir import codes
 from fhircac.fhir.auth import AuthError
-from fhircac.fhir.client import FhirClient, FhirError
+from fhircac.fhir.client import FhirClient, FhirError, Gone, NotFound
 from fhircac.worker.state import State, instant_epoch
-from fhircac.worker.writeback import PatientData, WritebackRefused, fetch_patients, patient_of, write_back
+from fhircac.worker.writeback import (
+    PatientData,
+    WritebackDeferred,
+    WritebackRefused,
+    fetch_patients,
+    is_cac,
+    patient_of,
+    write_back,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +61,11 @@ class PollReport:
     written: int = 0
     unchanged: int = 0  # assessed, but the server already had every resource (another worker, a retry)
     skipped: int = 0  # recorded as unassessable, with the reason, in the ledger
+    deferred: int = 0  # dated after now: not in the ledger, retried when due
     skipped_reasons: list[str] = field(default_factory=list)
 
     def add(self, other: PollReport) -> None:
-        for name in ("seen", "already", "written", "unchanged", "skipped"):
+        for name in ("seen", "already", "written", "unchanged", "skipped", "deferred"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped_reasons += other.skipped_reasons
 
@@ -80,6 +89,8 @@ class Poller:
         overlap_seconds: float = 300.0,
         concurrency: int = 2,
         on_handled: Callable[[str, str], None] | None = None,
+        zone: tzinfo | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.client = client
         self.state = state
@@ -89,6 +100,8 @@ class Poller:
         self.overlap = overlap_seconds
         self.concurrency = concurrency
         self.on_handled = on_handled  # (observation id, outcome): a hook for tests and metrics
+        self.zone = zone  # the clinic's zone (FHIRCAC_TIMEZONE); None: each scan's own UTC offset
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     def query(self) -> list[tuple[str, str]]:
         params = [
@@ -112,6 +125,9 @@ class Poller:
         report = PollReport()
         searched_at: str | None = None
         try:
+            for observation_id in self.state.due(self.server, self.clock().timestamp()):
+                report.add(self.handle_id(observation_id))
+            self._deletions(report)
             for page in self.client.search("Observation", self.query()):
                 searched_at = searched_at or (page.get("meta") or {}).get("lastUpdated")
                 observations = [
@@ -207,9 +223,20 @@ class Poller:
         else:
             try:
                 result = write_back(
-                    self.client, patient, self.policy, scan_id=observation_id, prefetched=prefetched
+                    self.client,
+                    patient,
+                    self.policy,
+                    scan_id=observation_id,
+                    prefetched=prefetched,
+                    now=self.clock(),
+                    zone=self.zone,
                 )
                 outcome = result.outcome
+            except WritebackDeferred as wait:
+                self.state.defer(self.server, observation_id, version, wait.due.timestamp(), wait.reason)
+                report.deferred = 1
+                log.info("Observation/%s/_history/%s: deferred until %s", observation_id, version, wait.due)
+                return report
             except WritebackRefused as refusal:
                 reason = refusal.reason
             except FhirError as error:
@@ -224,6 +251,61 @@ class Poller:
         if self.on_handled is not None:
             self.on_handled(observation_id, outcome)
         return report
+
+    def handle_id(self, observation_id: str) -> PollReport:
+        """An Observation named by a notification or a deferral: what the server holds now is what
+        counts (id, version, subject), never what the notification said. Gone: a deletion."""
+        try:
+            observation = self.client.read("Observation", observation_id)
+        except (NotFound, Gone):
+            return self.handle_deleted(observation_id)
+        return self.handle(observation)
+
+    def handle_deleted(self, observation_id: str) -> PollReport:
+        """A deleted Observation: the patient is assessed again without it (its RiskAssessments
+        become entered-in-error, its plan is revoked). The patient and the deletion's version come
+        from the server's history of the Observation."""
+        report = PollReport(seen=1)
+        entries = [
+            e for page in self.client.history("Observation", observation_id) for e in page.get("entry") or []
+        ]
+        newest = entries[0] if entries else {}
+        deletion = newest if (newest.get("request") or {}).get("method") == "DELETE" else None
+        before = next((e["resource"] for e in entries if isinstance(e.get("resource"), dict)), None)
+        if deletion is None or before is None:
+            report.already = 1  # not deleted after all (or never existed): nothing to withdraw
+            return report
+        version = str((deletion.get("request") or {}).get("url", "")).rsplit("/", 1)[-1]
+        if self.state.handled(self.server, observation_id, version):
+            report.already = 1
+            return report
+        patient = patient_of(before)
+        if patient is None or not is_cac(before):
+            self.state.record(self.server, observation_id, version, "unchanged")
+            report.unchanged = 1
+            return report
+        withdrawn = {**before, "status": "entered-in-error", "meta": {"versionId": version}}
+        return self.handle(withdrawn)
+
+    def _deletions(self, report: PollReport) -> None:
+        """Observations deleted since the last pass (the search cannot see them), from the history."""
+        key = f"{self.server} deletions"
+        cursor = self.state.cursor(key)
+        searched_at: str | None = None
+        if cursor is not None:
+            params = [("_since", _since(cursor, self.overlap)), ("_count", str(self.page_size))]
+            for page in self.client.history("Observation", params=params):
+                searched_at = searched_at or (page.get("meta") or {}).get("lastUpdated")
+                for entry in page.get("entry") or []:
+                    request = entry.get("request") or {}
+                    parts = str(request.get("url", "")).split("/")
+                    if request.get("method") == "DELETE" and len(parts) >= 2 and parts[0] == "Observation":
+                        report.add(self.handle_deleted(parts[1]))
+        else:
+            first = next(self.client.history("Observation", params=[("_count", "1")]))
+            searched_at = (first.get("meta") or {}).get("lastUpdated")
+        if searched_at:
+            self.state.advance(key, searched_at)
 
 
 def run_forever(

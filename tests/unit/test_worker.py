@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from fhircac.clinical.policies import get_policy
 from fhircac.config import ConfigError, Settings
-from fhircac.fhir.client import FhirError, FhirUnavailable
+from fhircac.fhir.client import FhirError, FhirUnavailable, NotFound
 from fhircac.web.app import create_app
 from fhircac.worker import poller as poller_module
 from fhircac.worker.poller import Poller, ServerTrouble, _since
 from fhircac.worker.state import State, instant_epoch
 from fhircac.worker.subscription import CRITERIA, notify, subscription_resource
-from fhircac.worker.writeback import WritebackRefused, WritebackResult, patient_of
+from fhircac.worker.writeback import WritebackDeferred, WritebackRefused, WritebackResult, patient_of
 
 POLICY = get_policy("acc-aha-2018")
 SEARCHED_AT = "2026-11-21T10:01:00.000+00:00"
@@ -45,6 +46,15 @@ class ScriptedClient:
         self.pages = pages
         self.searched_at = searched_at
         self.queries: list[Any] = []
+        self.stored: dict[str, dict[str, Any]] = {}  # what a read by id returns
+
+    def read(self, resource_type: str, id: str) -> dict[str, Any]:
+        if id not in self.stored:
+            raise NotFound(f"GET /{resource_type}/… → HTTP 404", status=404)
+        return self.stored[id]
+
+    def history(self, resource_type: str, params: Any) -> Iterator[dict[str, Any]]:
+        yield {"resourceType": "Bundle", "meta": {"lastUpdated": self.searched_at}, "entry": []}
 
     def search(self, resource_type: str, params: Any) -> Iterator[dict[str, Any]]:
         self.queries.append(params)
@@ -70,7 +80,7 @@ def outcomes(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(poller_module, "fetch_patients", lambda client, ids: {})
 
     def write_back(
-        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any
+        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any, **_: Any
     ) -> WritebackResult:
         action = script.get(scan_id, "written")
         if isinstance(action, BaseException):
@@ -210,7 +220,7 @@ def test_a_patient_with_several_observations_on_a_page_is_handled_in_order(
     monkeypatch.setattr(poller_module, "fetch_patients", lambda client, ids: dict.fromkeys(ids, "data"))
 
     def write_back(
-        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any
+        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any, **_: Any
     ) -> WritebackResult:
         seen.append((scan_id, prefetched is not None))
         return WritebackResult(f"Patient/{patient}", scan_id, True)
@@ -225,10 +235,57 @@ def test_a_patient_with_several_observations_on_a_page_is_handled_in_order(
 
 def test_a_notification_never_moves_the_cursor(state: State, outcomes: dict[str, Any]) -> None:
     """Else a notification for a new Observation would let the poller skip older unhandled ones."""
-    poller = Poller(ScriptedClient([]), state, POLICY)  # type: ignore[arg-type]
+    client = ScriptedClient([])
+    client.stored["o9"] = observation(9)
+    poller = Poller(client, state, POLICY)  # type: ignore[arg-type]
     report = notify(poller, observation(9))
     assert report.written == 1 and state.handled(poller.server, "o9", "1")
     assert state.cursor(poller.server) is None
+
+
+def test_a_notification_is_a_hint_the_server_says_what_the_observation_is(
+    state: State, outcomes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forged body (another version, another patient) cannot put a version into the ledger."""
+    seen: list[tuple[str, str]] = []
+    real = poller_module.write_back
+
+    def recording(client: Any, patient: str, policy: Any, **kwargs: Any) -> WritebackResult:
+        seen.append((patient, kwargs["scan_id"]))
+        return real(client, patient, policy, **kwargs)
+
+    monkeypatch.setattr(poller_module, "write_back", recording)
+    client = ScriptedClient([])
+    client.stored["o9"] = observation(9, patient="p9", version="1")
+    poller = Poller(client, state, POLICY)  # type: ignore[arg-type]
+    forged = observation(9, patient="nobody-here", version="2")
+    assert notify(poller, forged).written == 1
+    assert seen == [("p9", "o9")]
+    assert state.handled(poller.server, "o9", "1") and not state.handled(poller.server, "o9", "2")
+    # the lab's correction, version 2, is still new work
+    client.stored["o9"] = observation(9, patient="p9", version="2")
+    assert notify(poller, observation(9, patient="p9", version="2")).written == 1
+
+
+def test_a_scan_dated_after_now_is_deferred_not_recorded_then_retried_when_due(
+    state: State, outcomes: dict[str, Any]
+) -> None:
+    due = datetime(2026, 12, 5, 9, 50, tzinfo=UTC)
+    outcomes["o9"] = WritebackDeferred("dated 2026-12-05T10:00:00Z, after now", due)
+    now = [datetime(2026, 12, 3, 10, 0, tzinfo=UTC)]
+    client = ScriptedClient([[observation(9)]])
+    client.stored["o9"] = observation(9)
+    poller = Poller(client, state, POLICY, clock=lambda: now[0])  # type: ignore[arg-type]
+    first = poller.poll_once()
+    assert first.deferred == 1 and first.skipped == 0
+    assert not state.handled(poller.server, "o9", "1")
+    assert state.deferred(poller.server)["o9"][1] == due.timestamp()
+    client.pages = []
+    assert poller.poll_once().seen == 0  # not due yet: not even read
+    del outcomes["o9"]
+    now[0] = datetime(2026, 12, 5, 9, 51, tzinfo=UTC)
+    assert poller.poll_once().written == 1
+    assert state.handled(poller.server, "o9", "1") and state.deferred(poller.server) == {}
 
 
 def test_patient_of_reads_plain_patient_references_only() -> None:
