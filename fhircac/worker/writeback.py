@@ -215,11 +215,12 @@ def _write_back_once(
         if latest is None:
             raise WritebackRefused("the patient has no final CAC score the service can read")
     except WritebackRefused:
+        # Nothing left to assess; what was derived from withdrawn scans is withdrawn all the same.
         withdrawals = _withdrawals(data, observations, None, None)
         if not withdrawals:
             raise
-        _write_withdrawals_only(client, data, observations, withdrawals)
-        raise
+        revoked = _write_withdrawals_only(client, data, observations, withdrawals)
+        return WritebackResult(f"Patient/{patient_id}", None, False, [], revoked, [], list(withdrawals))
     latest_ref = f"Observation/{latest.id}"
     if scan_id is not None and scan_id != latest.id:
         scan_day = _scan_day(resources, scan_id)
@@ -411,12 +412,13 @@ def _write_withdrawals_only(
     data: PatientData,
     observations: dict[str, dict[str, Any]],
     withdrawals: dict[str, str],
-) -> None:
+) -> list[str]:
     """No scan is left to assess: withdraw what was derived from the scans that are gone."""
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction", "entry": []}
     bundle["entry"] += [_withdraw(data, ref, why) for ref, why in withdrawals.items()]
-    _revoke_withdrawn_plans(data.plans, observations, bundle)
+    revoked = _revoke_withdrawn_plans(data.plans, observations, bundle)
     client.transaction(bundle)
+    return revoked
 
 
 # -- one active plan per patient -------------------------------------------------------------------
