@@ -225,15 +225,7 @@ def cac_risk_assessment() -> dict[str, Any]:
             _el(
                 "RiskAssessment.status",
                 short="final, or entered-in-error once its CAC Observation is withdrawn or corrected",
-                constraint=[
-                    {
-                        "key": "cac-ra-status",
-                        "severity": "error",
-                        "human": "A fhircac interpretation is final, or entered-in-error once withdrawn",
-                        "expression": "$this = 'final' or $this = 'entered-in-error'",
-                        "source": codes.PROFILE_CAC_RISK_ASSESSMENT,
-                    }
-                ],
+                binding={"strength": "required", "valueSet": codes.value_set("cac-riskassessment-status")},
             ),
             _el(
                 "RiskAssessment.code",
@@ -538,6 +530,9 @@ def code_systems() -> list[dict[str, Any]]:
 
 
 # --- value sets -----------------------------------------------------------------------------------
+OBSERVATION_STATUS = "http://hl7.org/fhir/observation-status"
+
+
 def _include(system: str, concepts: Sequence[tuple[str, str | None]]) -> dict[str, Any]:
     return {
         "system": system,
@@ -607,6 +602,14 @@ def value_sets() -> list[dict[str, Any]]:
             "CAC scan orders",
             "Codes of an order for a CAC scan.",
             _by_system(codes.SCAN_ORDER_CODES),
+        ),
+        _value_set(
+            "cac-riskassessment-status",
+            "CacRiskAssessmentStatus",
+            "CAC interpretation status",
+            "A fhircac interpretation is final; it becomes entered-in-error when the CAC Observation "
+            "it read is withdrawn, deleted or corrected (a newer interpretation then replaces it).",
+            [_include(OBSERVATION_STATUS, [("final", "Final"), ("entered-in-error", "Entered in Error")])],
         ),
         *(drug_value_set(id_, cls, title) for id_, (cls, title) in DRUG_VALUE_SETS.items()),
         _value_set(
