@@ -298,9 +298,13 @@ class Poller:
                 searched_at = searched_at or (page.get("meta") or {}).get("lastUpdated")
                 for entry in page.get("entry") or []:
                     request = entry.get("request") or {}
-                    parts = str(request.get("url", "")).split("/")
-                    if request.get("method") == "DELETE" and len(parts) >= 2 and parts[0] == "Observation":
-                        report.add(self.handle_deleted(parts[1]))
+                    parts = str(request.get("url", "")).split("/")  # Observation/<id>/_history/<v>
+                    if request.get("method") != "DELETE" or len(parts) < 2 or parts[0] != "Observation":
+                        continue
+                    if len(parts) == 4 and self.state.handled(self.server, parts[1], parts[3]):
+                        report.add(PollReport(seen=1, already=1))
+                        continue
+                    report.add(self.handle_deleted(parts[1]))
         else:
             first = next(self.client.history("Observation", params=[("_count", "1")]))
             searched_at = (first.get("meta") or {}).get("lastUpdated")

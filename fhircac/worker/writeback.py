@@ -436,6 +436,9 @@ def _repair_plans(
     another committed (no plan to revoke yet) leaves a second active plan. Whoever reads last sees
     both commits, so every writer checking after its own commit leaves one: the latest scan's.
     When that scan's plan is not written yet, its own writer will do the check."""
+    search = {"patient": f"Patient/{patient_id}", "identifier": f"{codes.ASSESSMENT_ID}|", "status": "active"}
+    if len(client.search_resources("CarePlan", search)) < 2:
+        return []  # the usual case: one small search
     data = fetch_patients(client, [patient_id]).get(patient_id)
     active = [plan for plan in (data.plans if data else []) if plan.get("status") == "active"]
     if data is None or len(active) < 2:
