@@ -34,6 +34,7 @@ from fhircac.worker.writeback import (
     fetch_patients,
     is_cac,
     patient_of,
+    repair_plans,
     write_back,
 )
 
@@ -62,10 +63,11 @@ class PollReport:
     unchanged: int = 0  # assessed, but the server already had every resource (another worker, a retry)
     skipped: int = 0  # recorded as unassessable, with the reason, in the ledger
     deferred: int = 0  # dated after now: not in the ledger, retried when due
+    repaired: int = 0  # second active plans revoked by the pass's check
     skipped_reasons: list[str] = field(default_factory=list)
 
     def add(self, other: PollReport) -> None:
-        for name in ("seen", "already", "written", "unchanged", "skipped", "deferred"):
+        for name in ("seen", "already", "written", "unchanged", "skipped", "deferred", "repaired"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped_reasons += other.skipped_reasons
 
@@ -128,6 +130,7 @@ class Poller:
             for observation_id in self.state.due(self.server, self.clock().timestamp()):
                 report.add(self.handle_id(observation_id))
             self._deletions(report)
+            self._heal_plans(report)
             for page in self.client.search("Observation", self.query()):
                 searched_at = searched_at or (page.get("meta") or {}).get("lastUpdated")
                 observations = [
@@ -286,6 +289,35 @@ class Poller:
             return report
         withdrawn = {**before, "status": "entered-in-error", "meta": {"versionId": version}}
         return self.handle(withdrawn)
+
+    def _heal_plans(self, report: PollReport) -> None:
+        """Patients with two active fhircac plans among those made active since the last pass
+        (every one on the first pass): a writer that died between its commit and its check, or
+        an older fhircac, left them; the latest scan's plan stays. No extra request otherwise."""
+        key = f"{self.server} plans"
+        cursor = self.state.cursor(key)
+        params = [
+            ("identifier", f"{codes.ASSESSMENT_ID}|"),
+            ("status", "active"),
+            ("_count", str(self.page_size)),
+            ("_elements", "subject"),
+        ]
+        if cursor is not None:
+            params.append(("_lastUpdated", f"ge{_since(cursor, self.overlap)}"))
+        active: dict[str, int] = {}
+        searched_at: str | None = None
+        for page in self.client.search("CarePlan", params):
+            searched_at = searched_at or (page.get("meta") or {}).get("lastUpdated")
+            for entry in page.get("entry") or []:
+                patient = patient_of(entry.get("resource") or {})
+                if patient is not None:
+                    active[patient] = active.get(patient, 0) + 1
+        for patient, count in active.items():
+            if count > 1:
+                repaired = repair_plans(self.client, patient, self.policy, self.clock(), self.zone)
+                report.repaired += len(repaired)
+        if searched_at:
+            self.state.advance(key, searched_at)
 
     def _deletions(self, report: PollReport) -> None:
         """Observations deleted since the last pass (the search cannot see them), from the history."""

@@ -174,7 +174,7 @@ def write_back(
                 client, patient_id, policy, scan_id, today, recorded, now, zone, prefetched
             )
             if result.reactivated or any(ref.startswith("CarePlan/") for ref in result.created):
-                result.repaired = _repair_plans(client, patient_id, policy, today, now, zone)
+                result.repaired = repair_plans(client, patient_id, policy, now, zone, today=today)
             return result
         except VersionConflict:
             prefetched = None
@@ -424,13 +424,14 @@ def _write_withdrawals_only(
 # -- one active plan per patient -------------------------------------------------------------------
 
 
-def _repair_plans(
+def repair_plans(
     client: FhirClient,
     patient_id: str,
     policy: Policy,
-    today: date | None,
     now: datetime,
     zone: tzinfo | None,
+    *,
+    today: date | None = None,
 ) -> list[str]:
     """After a write that made a plan active, read the patient again: a writer that read before
     another committed (no plan to revoke yet) leaves a second active plan. Whoever reads last sees

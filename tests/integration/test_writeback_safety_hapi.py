@@ -24,10 +24,11 @@ from hapi_server import HapiServer
 from fhircac.clinical.policies import get_policy
 from fhircac.fhir import codes
 from fhircac.fhir.client import FhirClient
+from fhircac.worker import writeback
 from fhircac.worker.poller import Poller
 from fhircac.worker.state import State
 from fhircac.worker.subscription import notify
-from fhircac.worker.writeback import WritebackDeferred, write_back
+from fhircac.worker.writeback import WritebackDeferred, fetch_patients, write_back
 from tests import fhir_builders as fb
 from tests.integration.conftest import ROOT, fhircac_service
 
@@ -339,6 +340,29 @@ def test_two_scans_notified_0_to_50_ms_apart_leave_exactly_one_active_plan(
         p = f"{prefix}-p{n}"
         active = [scan_of(r) for r in ours(fhir, "CarePlan", p) if r["status"] == "active"]
         assert active == [f"{p}-s2/_history/1"], (n, gaps[n], active)
+
+
+def test_the_poller_heals_two_active_plans_a_writer_left_without_its_check(
+    fhir: FhirClient, poller: Poller, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that died between its commit and its check (or an older fhircac) leaves two active
+    plans: reproduced by a stale writer with the check turned off; the next poll pass heals it."""
+    p, s1, s2 = f"{prefix}-p", f"{prefix}-s1", f"{prefix}-s2"
+    poller.poll_once()  # the pass's own cursors start here
+    put(fhir, patient(p), scan(p, s1, 100, "2023-01-10"))
+    stale = fetch_patients(fhir, [p])[p]  # writer A reads before anything is written
+    put(fhir, scan(p, s2, 300, "2025-01-10"))
+    assert write_back(fhir, p, POLICY, scan_id=s2).outcome == "written"  # writer B
+    monkeypatch.setattr(writeback, "repair_plans", lambda *args, **kwargs: [])  # A dies before its check
+    assert write_back(fhir, p, POLICY, scan_id=s1, prefetched=stale).outcome == "written"
+    monkeypatch.undo()
+    assert statuses(fhir, "CarePlan", p) == {f"{s1}/_history/1": "active", f"{s2}/_history/1": "active"}
+    for scan_id in (s1, s2):  # as in the review: both in the ledger as written, so no re-assessment
+        poller.state.record(poller.server, scan_id, "1", "written")
+
+    assert poller.poll_once().repaired == 1
+    assert statuses(fhir, "CarePlan", p) == {f"{s1}/_history/1": "revoked", f"{s2}/_history/1": "active"}
+    assert poller.poll_once().repaired == 0
 
 
 def fhir_for_thread(hapi: HapiServer) -> FhirClient:
