@@ -677,7 +677,12 @@ def capability_statement() -> dict[str, Any]:
             conditionalCreate=True,
         )
         for type_, profile, documentation in (
-            ("RiskAssessment", codes.PROFILE_CAC_RISK_ASSESSMENT, "duplicates."),
+            (
+                "RiskAssessment",
+                codes.PROFILE_CAC_RISK_ASSESSMENT,
+                "duplicates. When the CAC Observation it read is withdrawn, deleted or corrected, it is "
+                "updated to status entered-in-error (a corrected version's interpretation replaces it).",
+            ),
             (
                 "CarePlan",
                 codes.PROFILE_CAC_CARE_PLAN,
