@@ -16,7 +16,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -177,15 +177,20 @@ class Poller:
             prefetched = (
                 fetch_patients(self.client, [p for p in wanted if not p.startswith("?")]) if wanted else {}
             )
+            written = []
             for patient, mine in chunk:
                 # The prefetch serves the patient's first Observation only: after that write the
                 # server holds more (a new CarePlan) than the prefetch saw.
                 data = prefetched.get(patient)
                 for observation in mine:
                     if stop is not None and stop.is_set():
-                        raise _Stopped(result)
-                    result.add(self.handle(observation, prefetched=data))
+                        raise _Stopped(result)  # the next pass's _heal_plans checks what was written
+                    handled = self.handle(observation, prefetched=data, check_plans=False)
+                    result.add(handled)
+                    if handled.written:
+                        written.append(patient)
                     data = None
+            result.repaired += self._check_plans(written)
             return result
 
         complete = True
@@ -211,8 +216,11 @@ class Poller:
         version = str((observation.get("meta") or {}).get("versionId") or "")
         return self.state.handled(self.server, str(observation.get("id")), version)
 
-    def handle(self, observation: dict[str, Any], prefetched: PatientData | None = None) -> PollReport:
-        """One Observation: assess and write, or record why not. Server trouble propagates."""
+    def handle(
+        self, observation: dict[str, Any], prefetched: PatientData | None = None, *, check_plans: bool = True
+    ) -> PollReport:
+        """One Observation: assess and write, or record why not. Server trouble propagates.
+        ``check_plans`` off: the caller checks for second active plans itself (``_check_plans``)."""
         report = PollReport(seen=1)
         observation_id = str(observation.get("id"))
         version = str((observation.get("meta") or {}).get("versionId") or "")
@@ -233,6 +241,7 @@ class Poller:
                     prefetched=prefetched,
                     now=self.clock(),
                     zone=self.zone,
+                    check_plans=check_plans,
                 )
                 outcome = result.outcome
             except WritebackDeferred as wait:
@@ -290,6 +299,34 @@ class Poller:
         withdrawn = {**before, "status": "entered-in-error", "meta": {"versionId": version}}
         return self.handle(withdrawn)
 
+    def _check_plans(self, patients: list[str]) -> int:
+        """After a chunk's writes, one search for the active fhircac plans of the patients written:
+        any with two (a concurrent notification's write-back) is repaired. Returns plans revoked."""
+        patients = [p for p in dict.fromkeys(patients) if p and not p.startswith("?")]
+        if not patients:
+            return 0
+        params = [
+            ("patient", ",".join(f"Patient/{p}" for p in patients)),
+            ("identifier", f"{codes.ASSESSMENT_ID}|"),
+            ("status", "active"),
+            ("_count", "1000"),
+            ("_elements", "subject"),
+        ]
+        return self._repair_doubles(self.client.search("CarePlan", params))
+
+    def _repair_doubles(self, pages: Iterator[dict[str, Any]]) -> int:
+        active: dict[str, int] = {}
+        for page in pages:
+            for entry in page.get("entry") or []:
+                patient = patient_of(entry.get("resource") or {})
+                if patient is not None:
+                    active[patient] = active.get(patient, 0) + 1
+        repaired = 0
+        for patient, count in active.items():
+            if count > 1:
+                repaired += len(repair_plans(self.client, patient, self.policy, self.clock(), self.zone))
+        return repaired
+
     def _heal_plans(self, report: PollReport) -> None:
         """Patients with two active fhircac plans among those made active since the last pass
         (every one on the first pass): a writer that died between its commit and its check, or
@@ -304,20 +341,16 @@ class Poller:
         ]
         if cursor is not None:
             params.append(("_lastUpdated", f"ge{_since(cursor, self.overlap)}"))
-        active: dict[str, int] = {}
-        searched_at: str | None = None
-        for page in self.client.search("CarePlan", params):
-            searched_at = searched_at or (page.get("meta") or {}).get("lastUpdated")
-            for entry in page.get("entry") or []:
-                patient = patient_of(entry.get("resource") or {})
-                if patient is not None:
-                    active[patient] = active.get(patient, 0) + 1
-        for patient, count in active.items():
-            if count > 1:
-                repaired = repair_plans(self.client, patient, self.policy, self.clock(), self.zone)
-                report.repaired += len(repaired)
-        if searched_at:
-            self.state.advance(key, searched_at)
+        searched: list[str] = []
+
+        def pages() -> Iterator[dict[str, Any]]:
+            for page in self.client.search("CarePlan", params):
+                searched.append(str((page.get("meta") or {}).get("lastUpdated") or ""))
+                yield page
+
+        report.repaired += self._repair_doubles(pages())
+        if searched and searched[0]:
+            self.state.advance(key, searched[0])
 
     def _deletions(self, report: PollReport) -> None:
         """Observations deleted since the last pass (the search cannot see them), from the history."""

@@ -158,6 +158,7 @@ def write_back(
     now: datetime | None = None,
     zone: tzinfo | None = None,
     prefetched: PatientData | None = None,
+    check_plans: bool = True,
 ) -> WritebackResult:
     """Assess ``patient_id`` and write the result; ``scan_id`` names the CAC Observation to assess
     (default: the latest). ``prefetched``: the patient's data read just before (``fetch_patients``).
@@ -166,14 +167,16 @@ def write_back(
     else UTC; ``today`` fixes it). A scan withdrawn (``entered-in-error``, another status fhircac
     does not read, or deleted) has its RiskAssessments marked entered-in-error and the patient is
     assessed again from the remaining scans; a corrected version supersedes the RiskAssessment of
-    the version before. Version conflicts on a superseded resource are retried with fresh data."""
+    the version before. Version conflicts on a superseded resource are retried with fresh data.
+    ``check_plans``: look for a second active plan after the write (``repair_plans``); the poller
+    turns it off and checks a whole chunk of patients in one search instead."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     for attempt in range(MAX_CONFLICT_RETRIES + 1):
         try:
             result = _write_back_once(
                 client, patient_id, policy, scan_id, today, recorded, now, zone, prefetched
             )
-            if result.reactivated or any(ref.startswith("CarePlan/") for ref in result.created):
+            if check_plans and (result.reactivated or any(r.startswith("CarePlan/") for r in result.created)):
                 result.repaired = repair_plans(client, patient_id, policy, now, zone, today=today)
             return result
         except VersionConflict:
