@@ -47,6 +47,8 @@ class ScriptedClient:
         self.searched_at = searched_at
         self.queries: list[Any] = []
         self.stored: dict[str, dict[str, Any]] = {}  # what a read by id returns
+        self.active_plans: list[dict[str, Any]] = []  # what a search for active CarePlans finds
+        self.plan_queries: list[dict[str, Any]] = []
 
     def read(self, resource_type: str, id: str) -> dict[str, Any]:
         if id not in self.stored:
@@ -57,8 +59,10 @@ class ScriptedClient:
         yield {"resourceType": "Bundle", "meta": {"lastUpdated": self.searched_at}, "entry": []}
 
     def search(self, resource_type: str, params: Any) -> Iterator[dict[str, Any]]:
-        if resource_type != "Observation":  # the pass's check for second active plans: none here
-            yield {"resourceType": "Bundle", "meta": {"lastUpdated": self.searched_at}, "entry": []}
+        if resource_type != "Observation":  # the checks for second active plans
+            self.plan_queries.append(dict(params))
+            entries = [{"resource": plan} for plan in self.active_plans]
+            yield {"resourceType": "Bundle", "meta": {"lastUpdated": self.searched_at}, "entry": entries}
             return
         self.queries.append(params)
         for page in self.pages:
@@ -268,6 +272,31 @@ def test_a_notification_is_a_hint_the_server_says_what_the_observation_is(
     # the lab's correction, version 2, is still new work
     client.stored["o9"] = observation(9, patient="p9", version="2")
     assert notify(poller, observation(9, patient="p9", version="2")).written == 1
+
+
+def test_a_pass_checks_the_patients_it_wrote_for_a_second_active_plan_in_one_search(
+    state: State, outcomes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notification's write-back for the same patient may have committed meanwhile."""
+    repaired: list[str] = []
+    monkeypatch.setattr(
+        poller_module,
+        "repair_plans",
+        lambda client, patient, *a, **k: repaired.append(patient) or ["CarePlan/x"],
+    )
+    client = ScriptedClient([[observation(1), observation(2), observation(3, patient="p2")]])
+    poller = Poller(client, state, POLICY)  # type: ignore[arg-type]
+    poller.poll_once()  # the first pass: its heal search sets its cursor
+    client.plan_queries.clear()
+    client.pages = [[observation(4), observation(5, patient="p4")]]
+    client.active_plans = [{"subject": {"reference": "Patient/p4"}}] * 2 + [
+        {"subject": {"reference": "Patient/p9"}}
+    ]
+    report = poller.poll_once()
+    chunk = [q for q in client.plan_queries if "patient" in q]
+    assert [q["patient"] for q in chunk] == ["Patient/p4"]  # one search for the chunk's patients
+    assert set(repaired) == {"p4"}  # p9 has one active plan: left alone
+    assert report.repaired == len(repaired)  # the heal search and the chunk's check each found p4
 
 
 def test_a_scan_dated_after_now_is_deferred_not_recorded_then_retried_when_due(
