@@ -278,9 +278,12 @@ class Poller:
         become entered-in-error, its plan is revoked). The patient and the deletion's version come
         from the server's history of the Observation."""
         report = PollReport(seen=1)
-        entries = [
-            e for page in self.client.history("Observation", observation_id) for e in page.get("entry") or []
-        ]
+        try:
+            pages = list(self.client.history("Observation", observation_id))
+        except (NotFound, Gone):  # expunged, or never there: nothing left to read or to withdraw
+            report.already = 1
+            return report
+        entries = [e for page in pages for e in page.get("entry") or []]
         newest = entries[0] if entries else {}
         deletion = newest if (newest.get("request") or {}).get("method") == "DELETE" else None
         before = next((e["resource"] for e in entries if isinstance(e.get("resource"), dict)), None)

@@ -55,7 +55,11 @@ class ScriptedClient:
             raise NotFound(f"GET /{resource_type}/… → HTTP 404", status=404)
         return self.stored[id]
 
-    def history(self, resource_type: str, params: Any) -> Iterator[dict[str, Any]]:
+    def history(
+        self, resource_type: str, id: str | None = None, params: Any = None
+    ) -> Iterator[dict[str, Any]]:
+        if id is not None:  # the history of one Observation: none kept here (expunged, or never there)
+            raise NotFound(f"GET /{resource_type}/…/_history → HTTP 404", status=404)
         yield {"resourceType": "Bundle", "meta": {"lastUpdated": self.searched_at}, "entry": []}
 
     def search(self, resource_type: str, params: Any) -> Iterator[dict[str, Any]]:
@@ -272,6 +276,15 @@ def test_a_notification_is_a_hint_the_server_says_what_the_observation_is(
     # the lab's correction, version 2, is still new work
     client.stored["o9"] = observation(9, patient="p9", version="2")
     assert notify(poller, observation(9, patient="p9", version="2")).written == 1
+
+
+def test_a_notification_for_an_observation_the_server_never_had_changes_nothing(
+    state: State, outcomes: dict[str, Any]
+) -> None:
+    poller = Poller(ScriptedClient([]), state, POLICY)  # type: ignore[arg-type]
+    report = notify(poller, observation(7, patient="someone-else", version="9"))
+    assert (report.already, report.written, report.skipped) == (1, 0, 0)
+    assert state.entries() == []  # nothing recorded: a later real o7 is new work
 
 
 def test_a_pass_checks_the_patients_it_wrote_for_a_second_active_plan_in_one_search(
