@@ -54,6 +54,9 @@ def record(prefix: str, n: int) -> list[dict[str, Any]]:
     return resources
 
 
+BENCH_ID = "https://fhircac.org/fhir/sid/bench-copy"
+
+
 def seed(client: FhirClient, prefix: str, count: int) -> None:
     for start in range(0, count, 50):
         entries = [
@@ -88,6 +91,9 @@ def fresh(bundle: dict[str, Any]) -> dict[str, Any]:
         resource = entry["resource"]
         for identifier in resource.get("identifier") or []:
             if identifier.get("system") == codes.ASSESSMENT_ID:
+                # Another system: the copies must not count as fhircac's own plans (the worker's
+                # next pass would revoke the second active plan it sees for the patient).
+                identifier["system"] = BENCH_ID
                 identifier["value"] += f":bench-{salt}"
         for tag in (resource.get("meta") or {}).get("tag") or []:
             if tag.get("system") == codes.PROVENANCE_TAG:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fhircac.clinical.policies import DEFAULT_POLICY, get_policy
 
@@ -33,6 +35,8 @@ class Settings:
     data_dir: str = DEFAULT_DATA_DIR
     state_file: str = f"{DEFAULT_DATA_DIR}/state.sqlite"
     poll_interval: int = 30
+    # the clinic's time zone (IANA name): "today" for a scan written without a UTC offset
+    timezone: str | None = None
     # shared secret HAPI sends back in the notification's Authorization header
     hook_token: str | None = field(default=None, repr=False)
     hook_auth: bool = True
@@ -92,6 +96,7 @@ class Settings:
             data_dir=data_dir,
             state_file=env.get("FHIRCAC_STATE_FILE") or os.path.join(data_dir, "state.sqlite"),
             poll_interval=integer("FHIRCAC_POLL_INTERVAL", defaults.poll_interval, 1, 86_400),
+            timezone=_timezone(env),
             hook_token=env.get("FHIRCAC_HOOK_TOKEN") or None,
             hook_auth=_switch(env, "FHIRCAC_HOOK_AUTH", True),
             cds_clients_file=env.get("FHIRCAC_CDS_CLIENTS") or None,
@@ -119,6 +124,9 @@ class Settings:
     def data_files(self) -> tuple[str, ...]:
         """Every SQLite file the service writes (each in FHIRCAC_DATA_DIR unless set on its own)."""
         return (self.cds_db, self.state_file)
+
+    def zone(self) -> tzinfo | None:
+        return ZoneInfo(self.timezone) if self.timezone else None
 
     def servers(self) -> tuple[str, ...]:
         """The servers to poll: ``FHIRCAC_POLL_SERVERS``, else ``FHIRCAC_FHIR_BASE_URL``."""
@@ -171,3 +179,15 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     if raw in ("off", "false", "0", "no"):
         return False
     raise ConfigError(f"{name}={raw!r}: use on or off")
+
+
+def _timezone(env: dict[str, str]) -> str | None:
+    name = (env.get("FHIRCAC_TIMEZONE") or "").strip() or None
+    if name is not None:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"FHIRCAC_TIMEZONE={name!r} is not an IANA time zone name (e.g. Pacific/Auckland)"
+            ) from None
+    return name

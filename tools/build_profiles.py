@@ -218,10 +218,15 @@ def cac_risk_assessment() -> dict[str, Any]:
                     ("cacDrs", codes.EXT_CAC_DRS, 1, "1"),
                     ("percentile", codes.EXT_PERCENTILE, 0, "1"),
                     ("metabolicState", codes.EXT_METABOLIC_STATE, 0, "1"),
+                    ("replaces", codes.EXT_REPLACES_ASSESSMENT, 0, "*"),
                 ],
             ),
             _el("RiskAssessment.identifier", min=1, comment=f"System {codes.ASSESSMENT_ID}."),
-            _el("RiskAssessment.status", fixedCode="final"),
+            _el(
+                "RiskAssessment.status",
+                short="final, or entered-in-error once its CAC Observation is withdrawn or corrected",
+                binding={"strength": "required", "valueSet": codes.value_set("cac-riskassessment-status")},
+            ),
             _el(
                 "RiskAssessment.code",
                 min=1,
@@ -331,7 +336,7 @@ def _simple_extension(
         [
             _el("Extension.extension", max="0"),
             _el("Extension.url", fixedUri=codes.structure_definition(id_)),
-            _el("Extension.value[x]", min=1, type=[{"code": type_}], **value),
+            _el("Extension.value[x]", min=1, **({"type": [{"code": type_}]} | value)),
         ],
     )
 
@@ -421,6 +426,17 @@ def extensions() -> list[dict[str, Any]]:
             f"Metabolically active, calm or unknown (codes of {codes.FHIRCAC}).",
             ["RiskAssessment"],
             "Coding",
+        ),
+        _simple_extension(
+            "replaces-assessment",
+            "ReplacesAssessment",
+            "Replaces assessment",
+            "An earlier fhircac interpretation this one replaces, because the CAC Observation it read "
+            "was corrected (the earlier one is then entered-in-error). RiskAssessment has no replaces "
+            "element in R4 and the core replaces extensions do not apply to it.",
+            ["RiskAssessment"],
+            "Reference",
+            type=[{"code": "Reference", "targetProfile": [f"{CORE}/RiskAssessment"]}],
         ),
         _simple_extension(
             "note-audience",
@@ -514,6 +530,9 @@ def code_systems() -> list[dict[str, Any]]:
 
 
 # --- value sets -----------------------------------------------------------------------------------
+OBSERVATION_STATUS = "http://hl7.org/fhir/observation-status"
+
+
 def _include(system: str, concepts: Sequence[tuple[str, str | None]]) -> dict[str, Any]:
     return {
         "system": system,
@@ -584,6 +603,14 @@ def value_sets() -> list[dict[str, Any]]:
             "Codes of an order for a CAC scan.",
             _by_system(codes.SCAN_ORDER_CODES),
         ),
+        _value_set(
+            "cac-riskassessment-status",
+            "CacRiskAssessmentStatus",
+            "CAC interpretation status",
+            "A fhircac interpretation is final; it becomes entered-in-error when the CAC Observation "
+            "it read is withdrawn, deleted or corrected (a newer interpretation then replaces it).",
+            [_include(OBSERVATION_STATUS, [("final", "Final"), ("entered-in-error", "Entered in Error")])],
+        ),
         *(drug_value_set(id_, cls, title) for id_, (cls, title) in DRUG_VALUE_SETS.items()),
         _value_set(
             "cac-score-bands",
@@ -650,7 +677,12 @@ def capability_statement() -> dict[str, Any]:
             conditionalCreate=True,
         )
         for type_, profile, documentation in (
-            ("RiskAssessment", codes.PROFILE_CAC_RISK_ASSESSMENT, "duplicates."),
+            (
+                "RiskAssessment",
+                codes.PROFILE_CAC_RISK_ASSESSMENT,
+                "duplicates. When the CAC Observation it read is withdrawn, deleted or corrected, it is "
+                "updated to status entered-in-error (a corrected version's interpretation replaces it).",
+            ),
             (
                 "CarePlan",
                 codes.PROFILE_CAC_CARE_PLAN,

@@ -24,7 +24,6 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urljoin, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from requests.auth import AuthBase
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
@@ -32,6 +31,7 @@ from urllib3.util.retry import Retry
 import fhircac
 from fhircac.config import ConfigError
 from fhircac.fhir.auth import SUPPORTED_ALGS, AuthError, BearerToken, SmartBackendAuth, load_private_key
+from fhircac.fhir.bounded import BoundedAdapter, Refused, within
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,22 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 _NO_CACHE = {"Cache-Control": "no-cache"}  # HAPI serves identical searches from a cache for 60 s
+DEFAULT_DEADLINE = 120.0  # seconds for one request, its retries included
+DEFAULT_MAX_BYTES = 64 * 1_048_576  # one answer, decoded: a page of 1000 rich resources is far less
+
+
+class _PerRequestBounds(BoundedAdapter):
+    """The bounds of ``fhircac.fhir.bounded`` with a deadline per request (``seconds`` from its
+    start, urllib3's retries and their back-off included) rather than one for the session: the
+    worker's client lives for days. The server is the operator's own, so loopback is allowed."""
+
+    def __init__(self, base_url: str, *, seconds: float, max_bytes: int, **kwargs: Any) -> None:
+        super().__init__(base_url, deadline=None, max_bytes=max_bytes, allow_loopback=True, **kwargs)
+        self.seconds = seconds
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        with within(self.seconds):
+            return super().send(request, *args, **kwargs)
 
 
 class FhirClient:
@@ -186,6 +202,8 @@ class FhirClient:
         backoff_jitter: float = 0.5,
         backoff_max: float = 30.0,
         retry_after_max: int = 120,
+        deadline: float = DEFAULT_DEADLINE,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -217,8 +235,12 @@ class FhirClient:
             raise_on_status=False,
         )
         self.session = requests.Session()
-        # Enough pooled connections for the worker's threads (fhircac poll --concurrency ≤ 16).
-        adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+        # Every request ends within ``deadline`` seconds (retries included) and reads at most
+        # ``max_bytes`` of answer, however slowly or much the server sends; next links stay under
+        # the base URL. Enough pooled connections for the worker's threads (--concurrency ≤ 16).
+        adapter = _PerRequestBounds(
+            self.base_url, seconds=deadline, max_bytes=max_bytes, max_retries=retry, pool_maxsize=16
+        )
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update({"Accept": FHIR_JSON, "User-Agent": _user_agent()})
@@ -239,6 +261,15 @@ class FhirClient:
     def read(self, resource_type: str, id: str) -> dict[str, Any]:
         url = f"{self.base_url}/{_type(resource_type)}/{_id(id)}"
         return self._expect(self._send("GET", url), resource_type)
+
+    def history(
+        self, resource_type: str, id: str | None = None, params: Params | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """``[base]/Type[/id]/_history`` pages; deletions are entries with ``request.method`` DELETE."""
+        url = f"{self.base_url}/{_type(resource_type)}" + (f"/{_id(id)}" if id is not None else "")
+        first = self._expect(self._send("GET", f"{url}/_history", params=params, headers=_NO_CACHE), "Bundle")
+        yield first
+        yield from self.pages_after(first)
 
     def search(self, resource_type: str, params: Params | None = None) -> Iterator[dict[str, Any]]:
         """Yield each searchset page Bundle, following ``link[relation=next]`` as the server wrote it."""
@@ -483,6 +514,8 @@ def _json(response: requests.Response) -> Any:
 
 def _reason(error: requests.RequestException) -> str:
     """What went wrong, without the URL (its query may name a patient)."""
+    if isinstance(error, Refused):
+        return str(error)
     cause: object = error.args[0] if error.args else None
     if isinstance(cause, MaxRetryError):
         cause = cause.reason
@@ -521,6 +554,13 @@ def client_from_env(env: Mapping[str, str] | None = None, base_url: str | None =
                 f"FHIRCAC_FHIR_TIMEOUT={raw_timeout!r} must be more than 0 and at most 600 seconds"
             )
     timeout = (3.05, read_timeout)
+    deadline = _seconds(get("FHIRCAC_FHIR_DEADLINE"), "FHIRCAC_FHIR_DEADLINE", DEFAULT_DEADLINE, 3600)
+    max_bytes = DEFAULT_MAX_BYTES
+    raw_bytes = get("FHIRCAC_FHIR_MAX_BYTES")
+    if raw_bytes is not None:
+        if not raw_bytes.isdigit() or not 1024 <= int(raw_bytes) <= 1024 * 1_048_576:
+            raise ConfigError(f"FHIRCAC_FHIR_MAX_BYTES={raw_bytes!r} must be a whole number 1024-1073741824")
+        max_bytes = int(raw_bytes)
 
     smart = sorted(name for name in env if name.startswith("FHIRCAC_SMART_") and get(name))
     token = get("FHIRCAC_FHIR_TOKEN")
@@ -537,7 +577,19 @@ def client_from_env(env: Mapping[str, str] | None = None, base_url: str | None =
             raise ConfigError("FHIRCAC_FHIR_TOKEN must contain no whitespace") from None
     elif smart:
         auth = _smart_from_env(get, base_url, timeout)
-    return FhirClient(base_url, auth=auth, timeout=timeout)
+    return FhirClient(base_url, auth=auth, timeout=timeout, deadline=deadline, max_bytes=max_bytes)
+
+
+def _seconds(raw: str | None, name: str, default: float, most: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= most):
+        raise ConfigError(f"{name}={raw!r} must be more than 0 and at most {most:g} seconds")
+    return value
 
 
 def _smart_from_env(

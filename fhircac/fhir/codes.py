@@ -62,6 +62,7 @@ EXT_SCORE_BAND = structure_definition("cac-score-band")  # valueCoding (system F
 EXT_CAC_DRS = structure_definition("cac-drs")  # valueString, e.g. "A2/N2"
 EXT_PERCENTILE = structure_definition("cac-percentile")  # complex: value, estimated, reference
 EXT_METABOLIC_STATE = structure_definition("metabolic-state")  # valueCoding (system FHIRCAC)
+EXT_REPLACES_ASSESSMENT = structure_definition("replaces-assessment")  # valueReference(RiskAssessment)
 EXT_NOTE_AUDIENCE = structure_definition("note-audience")  # on Annotation: valueCode patient|clinician
 
 # --- CAC Observation -----------------------------------------------------------------------------

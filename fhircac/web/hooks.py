@@ -43,7 +43,8 @@ def _poller(app: Flask) -> Poller:
         if poller is None:
             settings: Settings = app.config["FHIRCAC"]
             client = client_from_env(base_url=settings.fhir_base_url)
-            poller = Poller(client, State(settings.state_file), get_policy(settings.policy))
+            state, policy = State(settings.state_file), get_policy(settings.policy)
+            poller = Poller(client, state, policy, zone=settings.zone())
             app.extensions["fhircac-poller"] = poller
         return poller
 
@@ -74,7 +75,7 @@ def _information(message: str, status: int) -> Response:
 def _answer(report: PollReport) -> Response:
     counts = (
         f"{report.written} written, {report.unchanged} unchanged, "
-        f"{report.skipped} skipped, {report.already} already handled"
+        f"{report.skipped} skipped, {report.already} already handled, {report.deferred} deferred"
     )
     return _information(counts, 200)
 

@@ -24,7 +24,7 @@ from fhircac.fhir.issues import operation_outcome
 from fhircac.worker.poller import Poller, run_forever
 from fhircac.worker.state import State
 from fhircac.worker.subscription import register
-from fhircac.worker.writeback import WritebackRefused, write_back
+from fhircac.worker.writeback import WritebackDeferred, WritebackRefused, write_back
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_SERVER = 0, 1, 2, 3
 log = logging.getLogger("fhircac.worker")
@@ -113,7 +113,10 @@ def _writeback(args: argparse.Namespace, settings: Settings) -> int:
     policy = get_policy(args.policy or settings.policy)
     client = _client(args.server, settings)
     try:
-        result = write_back(client, args.patient, policy, scan_id=args.scan)
+        result = write_back(client, args.patient, policy, scan_id=args.scan, zone=settings.zone())
+    except WritebackDeferred as wait:
+        print(f"fhircac writeback: {wait.reason}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except WritebackRefused as refusal:
         issues = refusal.issues or []
         body = operation_outcome([i for i in issues if i.is_error]) if issues else None
@@ -127,6 +130,8 @@ def _writeback(args: argparse.Namespace, settings: Settings) -> int:
         "created": result.created,
         "superseded": result.superseded,
         "reactivated": result.reactivated,
+        "withdrawn": result.withdrawn,
+        "repaired": result.repaired,
     }
     print(json.dumps(line))
     return EXIT_OK
@@ -145,7 +150,14 @@ def _poll(args: argparse.Namespace, settings: Settings) -> int:
     policy = get_policy(args.policy or settings.policy)
     state = State(args.state or settings.state_file)
     pollers = [
-        Poller(_client(url, settings), state, policy, page_size=args.page_size, concurrency=args.concurrency)
+        Poller(
+            _client(url, settings),
+            state,
+            policy,
+            page_size=args.page_size,
+            concurrency=args.concurrency,
+            zone=settings.zone(),
+        )
         for url in servers
     ]
     stop = threading.Event()
@@ -164,6 +176,7 @@ def _poll(args: argparse.Namespace, settings: Settings) -> int:
                 "written": total.written,
                 "unchanged": total.unchanged,
                 "skipped": total.skipped,
+                "deferred": total.deferred,
                 "already": total.already,
                 "server_trouble": troubles,
             }

@@ -16,18 +16,27 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from fhircac.clinical.policies import Policy
 from fhircac.fhir import codes
 from fhircac.fhir.auth import AuthError
-from fhircac.fhir.client import FhirClient, FhirError
+from fhircac.fhir.client import FhirClient, FhirError, Gone, NotFound
 from fhircac.worker.state import State, instant_epoch
-from fhircac.worker.writeback import PatientData, WritebackRefused, fetch_patients, patient_of, write_back
+from fhircac.worker.writeback import (
+    PatientData,
+    WritebackDeferred,
+    WritebackRefused,
+    fetch_patients,
+    is_cac,
+    patient_of,
+    repair_plans,
+    write_back,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +62,12 @@ class PollReport:
     written: int = 0
     unchanged: int = 0  # assessed, but the server already had every resource (another worker, a retry)
     skipped: int = 0  # recorded as unassessable, with the reason, in the ledger
+    deferred: int = 0  # dated after now: not in the ledger, retried when due
+    repaired: int = 0  # second active plans revoked by the pass's check
     skipped_reasons: list[str] = field(default_factory=list)
 
     def add(self, other: PollReport) -> None:
-        for name in ("seen", "already", "written", "unchanged", "skipped"):
+        for name in ("seen", "already", "written", "unchanged", "skipped", "deferred", "repaired"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.skipped_reasons += other.skipped_reasons
 
@@ -80,6 +91,8 @@ class Poller:
         overlap_seconds: float = 300.0,
         concurrency: int = 2,
         on_handled: Callable[[str, str], None] | None = None,
+        zone: tzinfo | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.client = client
         self.state = state
@@ -89,6 +102,8 @@ class Poller:
         self.overlap = overlap_seconds
         self.concurrency = concurrency
         self.on_handled = on_handled  # (observation id, outcome): a hook for tests and metrics
+        self.zone = zone  # the clinic's zone (FHIRCAC_TIMEZONE); None: each scan's own UTC offset
+        self.clock = clock or (lambda: datetime.now(UTC))
 
     def query(self) -> list[tuple[str, str]]:
         params = [
@@ -112,6 +127,10 @@ class Poller:
         report = PollReport()
         searched_at: str | None = None
         try:
+            for observation_id in self.state.due(self.server, self.clock().timestamp()):
+                report.add(self.handle_id(observation_id))
+            self._deletions(report)
+            self._heal_plans(report)
             for page in self.client.search("Observation", self.query()):
                 searched_at = searched_at or (page.get("meta") or {}).get("lastUpdated")
                 observations = [
@@ -158,15 +177,20 @@ class Poller:
             prefetched = (
                 fetch_patients(self.client, [p for p in wanted if not p.startswith("?")]) if wanted else {}
             )
+            written = []
             for patient, mine in chunk:
                 # The prefetch serves the patient's first Observation only: after that write the
                 # server holds more (a new CarePlan) than the prefetch saw.
                 data = prefetched.get(patient)
                 for observation in mine:
                     if stop is not None and stop.is_set():
-                        raise _Stopped(result)
-                    result.add(self.handle(observation, prefetched=data))
+                        raise _Stopped(result)  # the next pass's _heal_plans checks what was written
+                    handled = self.handle(observation, prefetched=data, check_plans=False)
+                    result.add(handled)
+                    if handled.written:
+                        written.append(patient)
                     data = None
+            result.repaired += self._check_plans(written)
             return result
 
         complete = True
@@ -192,8 +216,11 @@ class Poller:
         version = str((observation.get("meta") or {}).get("versionId") or "")
         return self.state.handled(self.server, str(observation.get("id")), version)
 
-    def handle(self, observation: dict[str, Any], prefetched: PatientData | None = None) -> PollReport:
-        """One Observation: assess and write, or record why not. Server trouble propagates."""
+    def handle(
+        self, observation: dict[str, Any], prefetched: PatientData | None = None, *, check_plans: bool = True
+    ) -> PollReport:
+        """One Observation: assess and write, or record why not. Server trouble propagates.
+        ``check_plans`` off: the caller checks for second active plans itself (``_check_plans``)."""
         report = PollReport(seen=1)
         observation_id = str(observation.get("id"))
         version = str((observation.get("meta") or {}).get("versionId") or "")
@@ -207,9 +234,21 @@ class Poller:
         else:
             try:
                 result = write_back(
-                    self.client, patient, self.policy, scan_id=observation_id, prefetched=prefetched
+                    self.client,
+                    patient,
+                    self.policy,
+                    scan_id=observation_id,
+                    prefetched=prefetched,
+                    now=self.clock(),
+                    zone=self.zone,
+                    check_plans=check_plans,
                 )
                 outcome = result.outcome
+            except WritebackDeferred as wait:
+                self.state.defer(self.server, observation_id, version, wait.due.timestamp(), wait.reason)
+                report.deferred = 1
+                log.info("Observation/%s/_history/%s: deferred until %s", observation_id, version, wait.due)
+                return report
             except WritebackRefused as refusal:
                 reason = refusal.reason
             except FhirError as error:
@@ -224,6 +263,121 @@ class Poller:
         if self.on_handled is not None:
             self.on_handled(observation_id, outcome)
         return report
+
+    def handle_id(self, observation_id: str) -> PollReport:
+        """An Observation named by a notification or a deferral: what the server holds now is what
+        counts (id, version, subject), never what the notification said. Gone: a deletion."""
+        try:
+            observation = self.client.read("Observation", observation_id)
+        except (NotFound, Gone):
+            return self.handle_deleted(observation_id)
+        return self.handle(observation)
+
+    def handle_deleted(self, observation_id: str) -> PollReport:
+        """A deleted Observation: the patient is assessed again without it (its RiskAssessments
+        become entered-in-error, its plan is revoked). The patient and the deletion's version come
+        from the server's history of the Observation."""
+        report = PollReport(seen=1)
+        try:
+            pages = list(self.client.history("Observation", observation_id))
+        except (NotFound, Gone):  # expunged, or never there: nothing left to read or to withdraw
+            report.already = 1
+            return report
+        entries = [e for page in pages for e in page.get("entry") or []]
+        newest = entries[0] if entries else {}
+        deletion = newest if (newest.get("request") or {}).get("method") == "DELETE" else None
+        before = next((e["resource"] for e in entries if isinstance(e.get("resource"), dict)), None)
+        if deletion is None or before is None:
+            report.already = 1  # not deleted after all (or never existed): nothing to withdraw
+            return report
+        version = str((deletion.get("request") or {}).get("url", "")).rsplit("/", 1)[-1]
+        if self.state.handled(self.server, observation_id, version):
+            report.already = 1
+            return report
+        patient = patient_of(before)
+        if patient is None or not is_cac(before):
+            self.state.record(self.server, observation_id, version, "unchanged")
+            report.unchanged = 1
+            return report
+        withdrawn = {**before, "status": "entered-in-error", "meta": {"versionId": version}}
+        return self.handle(withdrawn)
+
+    def _check_plans(self, patients: list[str]) -> int:
+        """After a chunk's writes, one search for the active fhircac plans of the patients written:
+        any with two (a concurrent notification's write-back) is repaired. Returns plans revoked."""
+        patients = [p for p in dict.fromkeys(patients) if p and not p.startswith("?")]
+        if not patients:
+            return 0
+        params = [
+            ("patient", ",".join(f"Patient/{p}" for p in patients)),
+            ("identifier", f"{codes.ASSESSMENT_ID}|"),
+            ("status", "active"),
+            ("_count", "1000"),
+            ("_elements", "subject"),
+        ]
+        return self._repair_doubles(self.client.search("CarePlan", params))
+
+    def _repair_doubles(self, pages: Iterator[dict[str, Any]]) -> int:
+        active: dict[str, int] = {}
+        for page in pages:
+            for entry in page.get("entry") or []:
+                patient = patient_of(entry.get("resource") or {})
+                if patient is not None:
+                    active[patient] = active.get(patient, 0) + 1
+        repaired = 0
+        for patient, count in active.items():
+            if count > 1:
+                repaired += len(repair_plans(self.client, patient, self.policy, self.clock(), self.zone))
+        return repaired
+
+    def _heal_plans(self, report: PollReport) -> None:
+        """Patients with two active fhircac plans among those made active since the last pass
+        (every one on the first pass): a writer that died between its commit and its check, or
+        an older fhircac, left them; the latest scan's plan stays. No extra request otherwise."""
+        key = f"{self.server} plans"
+        cursor = self.state.cursor(key)
+        params = [
+            ("identifier", f"{codes.ASSESSMENT_ID}|"),
+            ("status", "active"),
+            ("_count", str(self.page_size)),
+            ("_elements", "subject"),
+        ]
+        if cursor is not None:
+            params.append(("_lastUpdated", f"ge{_since(cursor, self.overlap)}"))
+        searched: list[str] = []
+
+        def pages() -> Iterator[dict[str, Any]]:
+            for page in self.client.search("CarePlan", params):
+                searched.append(str((page.get("meta") or {}).get("lastUpdated") or ""))
+                yield page
+
+        report.repaired += self._repair_doubles(pages())
+        if searched and searched[0]:
+            self.state.advance(key, searched[0])
+
+    def _deletions(self, report: PollReport) -> None:
+        """Observations deleted since the last pass (the search cannot see them), from the history."""
+        key = f"{self.server} deletions"
+        cursor = self.state.cursor(key)
+        searched_at: str | None = None
+        if cursor is not None:
+            params = [("_since", _since(cursor, self.overlap)), ("_count", str(self.page_size))]
+            for page in self.client.history("Observation", params=params):
+                searched_at = searched_at or (page.get("meta") or {}).get("lastUpdated")
+                for entry in page.get("entry") or []:
+                    request = entry.get("request") or {}
+                    parts = str(request.get("url", "")).split("/")  # Observation/<id>/_history/<v>
+                    if request.get("method") != "DELETE" or len(parts) < 2 or parts[0] != "Observation":
+                        continue
+                    if len(parts) == 4 and self.state.handled(self.server, parts[1], parts[3]):
+                        report.add(PollReport(seen=1, already=1))
+                        continue
+                    report.add(self.handle_deleted(parts[1]))
+        else:
+            first = next(self.client.history("Observation", params=[("_count", "1")]))
+            searched_at = (first.get("meta") or {}).get("lastUpdated")
+        if searched_at:
+            self.state.advance(key, searched_at)
 
 
 def run_forever(

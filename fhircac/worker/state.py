@@ -5,7 +5,9 @@ search page, kept as the raw string the server sent (re-serialising it can chang
 It only moves forward. An Observation enters the ledger after its write succeeded, so a crash
 between the write and the ledger row makes the worker redo it, which write-back makes harmless;
 a crash within a page makes the worker re-read the page and skip what the ledger already holds.
-The ledger holds ids and versions only: no names, identifiers or dates of birth.
+The ledger holds ids and versions only: no names, identifiers or dates of birth. An Observation
+that cannot be assessed *yet* (dated after now) is not in the ledger but in ``deferred``, with the
+moment it becomes due; the poller retries it then.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ CREATE TABLE IF NOT EXISTS ledger (
     reason TEXT,
     handled_at REAL NOT NULL,
     PRIMARY KEY (server, observation, version)
+);
+CREATE TABLE IF NOT EXISTS deferred (
+    server TEXT NOT NULL,
+    observation TEXT NOT NULL,
+    version TEXT NOT NULL,
+    due REAL NOT NULL,
+    reason TEXT,
+    PRIMARY KEY (server, observation)
 );
 """
 
@@ -77,11 +87,12 @@ class State:
         with self._lock:
             return self._db.execute(query, parameters).fetchall()
 
-    def _write(self, query: str, parameters: Sequence[Any]) -> None:
+    def _write(self, query: str, parameters: Sequence[Any], *more: tuple[str, Sequence[Any]]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(query, parameters)
+                for statement, values in ((query, parameters), *more):
+                    self._db.execute(statement, values)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
@@ -102,7 +113,29 @@ class State:
         self._write(
             "INSERT OR REPLACE INTO ledger VALUES (?, ?, ?, ?, ?, ?)",
             (server, observation, version, outcome, reason, time.time()),
+            ("DELETE FROM deferred WHERE server = ? AND observation = ?", (server, observation)),
         )
+
+    def defer(self, server: str, observation: str, version: str, due: float, reason: str) -> None:
+        """Not assessable before ``due`` (epoch seconds): retried then, never recorded as handled."""
+        self._write(
+            "INSERT OR REPLACE INTO deferred VALUES (?, ?, ?, ?, ?)",
+            (server, observation, version, due, reason),
+        )
+
+    def due(self, server: str, now: float) -> list[str]:
+        """Deferred Observation ids whose moment has come."""
+        rows = self._rows(
+            "SELECT observation FROM deferred WHERE server = ? AND due <= ? ORDER BY due", (server, now)
+        )
+        return [str(row[0]) for row in rows]
+
+    def deferred(self, server: str) -> dict[str, tuple[str, float, str | None]]:
+        """Observation id → (version, due, reason) of what waits."""
+        rows = self._rows(
+            "SELECT observation, version, due, reason FROM deferred WHERE server = ?", (server,)
+        )
+        return {str(o): (str(v), float(d), r) for o, v, d, r in rows}
 
     def advance(self, server: str, last_updated: str) -> None:
         """Move the cursor to ``last_updated`` (the server's raw string); never backwards."""

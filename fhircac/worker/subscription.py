@@ -1,6 +1,6 @@
 """R4 rest-hook Subscriptions: register one on a FHIR server, and turn its notifications into write-back.
 
-A notification feeds the same pipeline as polling (``Poller.handle``, same ledger), so an
+A notification feeds the same pipeline as polling (``Poller.handle_id``, same ledger), so an
 Observation that arrives both ways is assessed once. HAPI sends ``PUT {endpoint}/Observation/{id}``
 with the resource when the Subscription has a payload, and an empty ``POST {endpoint}`` without
 one; the latter triggers a poll pass. Deliveries are at least once; the ledger and the conditional
@@ -69,5 +69,10 @@ def register(
 
 
 def notify(poller: Poller, resource: dict[str, Any]) -> PollReport:
-    """A notification with its Observation; one without a payload asks for a poll pass instead."""
-    return poller.handle(resource)
+    """A notification with its Observation; one without a payload asks for a poll pass instead.
+
+    The notification is a hint: only its id is used. The Observation is read again from the
+    server, so its version (the ledger's key), subject and content are the server's; a forged or
+    stale notification can make fhircac look at an Observation, never record a version it did
+    not see or assess a patient the server does not name."""
+    return poller.handle_id(str(resource.get("id")))

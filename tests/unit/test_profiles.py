@@ -80,6 +80,7 @@ def test_extension_slices_name_known_extensions() -> None:
         codes.EXT_CAC_DRS,
         codes.EXT_PERCENTILE,
         codes.EXT_METABOLIC_STATE,
+        codes.EXT_REPLACES_ASSESSMENT,
         codes.EXT_NOTE_AUDIENCE,
     }
     for definition in of_type("StructureDefinition"):
@@ -379,8 +380,9 @@ def test_risk_assessment_violations() -> None:
         "RiskAssessment.subject: reference 'Group/1' is not to Patient"
     ]
     assert changed(risk_assessment, lambda r: r.update(status="preliminary")) == [
-        'RiskAssessment.status: "preliminary" is not the fixed value "final"'
+        'RiskAssessment.status: "preliminary" is not in ValueSet cac-riskassessment-status'
     ]
+    assert changed(risk_assessment, lambda r: r.update(status="entered-in-error")) == []  # withdrawn
     assert changed(risk_assessment, lambda r: r["code"]["coding"][0].update(code="other")) == [
         'RiskAssessment.code: {"coding":[{"system":"https://fhircac.org/fhir/CodeSystem/fhircac","code":"other",'
         '"display":"CAC interpretation"}]} does not match the pattern '

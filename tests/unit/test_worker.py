@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from fhircac.clinical.policies import get_policy
 from fhircac.config import ConfigError, Settings
-from fhircac.fhir.client import FhirError, FhirUnavailable
+from fhircac.fhir.client import FhirError, FhirUnavailable, NotFound
 from fhircac.web.app import create_app
 from fhircac.worker import poller as poller_module
 from fhircac.worker.poller import Poller, ServerTrouble, _since
 from fhircac.worker.state import State, instant_epoch
 from fhircac.worker.subscription import CRITERIA, notify, subscription_resource
-from fhircac.worker.writeback import WritebackRefused, WritebackResult, patient_of
+from fhircac.worker.writeback import WritebackDeferred, WritebackRefused, WritebackResult, patient_of
 
 POLICY = get_policy("acc-aha-2018")
 SEARCHED_AT = "2026-11-21T10:01:00.000+00:00"
@@ -45,8 +46,28 @@ class ScriptedClient:
         self.pages = pages
         self.searched_at = searched_at
         self.queries: list[Any] = []
+        self.stored: dict[str, dict[str, Any]] = {}  # what a read by id returns
+        self.active_plans: list[dict[str, Any]] = []  # what a search for active CarePlans finds
+        self.plan_queries: list[dict[str, Any]] = []
+
+    def read(self, resource_type: str, id: str) -> dict[str, Any]:
+        if id not in self.stored:
+            raise NotFound(f"GET /{resource_type}/… → HTTP 404", status=404)
+        return self.stored[id]
+
+    def history(
+        self, resource_type: str, id: str | None = None, params: Any = None
+    ) -> Iterator[dict[str, Any]]:
+        if id is not None:  # the history of one Observation: none kept here (expunged, or never there)
+            raise NotFound(f"GET /{resource_type}/…/_history → HTTP 404", status=404)
+        yield {"resourceType": "Bundle", "meta": {"lastUpdated": self.searched_at}, "entry": []}
 
     def search(self, resource_type: str, params: Any) -> Iterator[dict[str, Any]]:
+        if resource_type != "Observation":  # the checks for second active plans
+            self.plan_queries.append(dict(params))
+            entries = [{"resource": plan} for plan in self.active_plans]
+            yield {"resourceType": "Bundle", "meta": {"lastUpdated": self.searched_at}, "entry": entries}
+            return
         self.queries.append(params)
         for page in self.pages:
             yield {
@@ -70,7 +91,7 @@ def outcomes(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(poller_module, "fetch_patients", lambda client, ids: {})
 
     def write_back(
-        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any
+        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any, **_: Any
     ) -> WritebackResult:
         action = script.get(scan_id, "written")
         if isinstance(action, BaseException):
@@ -210,7 +231,7 @@ def test_a_patient_with_several_observations_on_a_page_is_handled_in_order(
     monkeypatch.setattr(poller_module, "fetch_patients", lambda client, ids: dict.fromkeys(ids, "data"))
 
     def write_back(
-        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any
+        client: Any, patient: str, policy: Any, *, scan_id: str, prefetched: Any, **_: Any
     ) -> WritebackResult:
         seen.append((scan_id, prefetched is not None))
         return WritebackResult(f"Patient/{patient}", scan_id, True)
@@ -225,10 +246,91 @@ def test_a_patient_with_several_observations_on_a_page_is_handled_in_order(
 
 def test_a_notification_never_moves_the_cursor(state: State, outcomes: dict[str, Any]) -> None:
     """Else a notification for a new Observation would let the poller skip older unhandled ones."""
-    poller = Poller(ScriptedClient([]), state, POLICY)  # type: ignore[arg-type]
+    client = ScriptedClient([])
+    client.stored["o9"] = observation(9)
+    poller = Poller(client, state, POLICY)  # type: ignore[arg-type]
     report = notify(poller, observation(9))
     assert report.written == 1 and state.handled(poller.server, "o9", "1")
     assert state.cursor(poller.server) is None
+
+
+def test_a_notification_is_a_hint_the_server_says_what_the_observation_is(
+    state: State, outcomes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forged body (another version, another patient) cannot put a version into the ledger."""
+    seen: list[tuple[str, str]] = []
+    real = poller_module.write_back
+
+    def recording(client: Any, patient: str, policy: Any, **kwargs: Any) -> WritebackResult:
+        seen.append((patient, kwargs["scan_id"]))
+        return real(client, patient, policy, **kwargs)
+
+    monkeypatch.setattr(poller_module, "write_back", recording)
+    client = ScriptedClient([])
+    client.stored["o9"] = observation(9, patient="p9", version="1")
+    poller = Poller(client, state, POLICY)  # type: ignore[arg-type]
+    forged = observation(9, patient="nobody-here", version="2")
+    assert notify(poller, forged).written == 1
+    assert seen == [("p9", "o9")]
+    assert state.handled(poller.server, "o9", "1") and not state.handled(poller.server, "o9", "2")
+    # the lab's correction, version 2, is still new work
+    client.stored["o9"] = observation(9, patient="p9", version="2")
+    assert notify(poller, observation(9, patient="p9", version="2")).written == 1
+
+
+def test_a_notification_for_an_observation_the_server_never_had_changes_nothing(
+    state: State, outcomes: dict[str, Any]
+) -> None:
+    poller = Poller(ScriptedClient([]), state, POLICY)  # type: ignore[arg-type]
+    report = notify(poller, observation(7, patient="someone-else", version="9"))
+    assert (report.already, report.written, report.skipped) == (1, 0, 0)
+    assert state.entries() == []  # nothing recorded: a later real o7 is new work
+
+
+def test_a_pass_checks_the_patients_it_wrote_for_a_second_active_plan_in_one_search(
+    state: State, outcomes: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notification's write-back for the same patient may have committed meanwhile."""
+    repaired: list[str] = []
+    monkeypatch.setattr(
+        poller_module,
+        "repair_plans",
+        lambda client, patient, *a, **k: repaired.append(patient) or ["CarePlan/x"],
+    )
+    client = ScriptedClient([[observation(1), observation(2), observation(3, patient="p2")]])
+    poller = Poller(client, state, POLICY)  # type: ignore[arg-type]
+    poller.poll_once()  # the first pass: its heal search sets its cursor
+    client.plan_queries.clear()
+    client.pages = [[observation(4), observation(5, patient="p4")]]
+    client.active_plans = [{"subject": {"reference": "Patient/p4"}}] * 2 + [
+        {"subject": {"reference": "Patient/p9"}}
+    ]
+    report = poller.poll_once()
+    chunk = [q for q in client.plan_queries if "patient" in q]
+    assert [q["patient"] for q in chunk] == ["Patient/p4"]  # one search for the chunk's patients
+    assert set(repaired) == {"p4"}  # p9 has one active plan: left alone
+    assert report.repaired == len(repaired)  # the heal search and the chunk's check each found p4
+
+
+def test_a_scan_dated_after_now_is_deferred_not_recorded_then_retried_when_due(
+    state: State, outcomes: dict[str, Any]
+) -> None:
+    due = datetime(2026, 12, 5, 9, 50, tzinfo=UTC)
+    outcomes["o9"] = WritebackDeferred("dated 2026-12-05T10:00:00Z, after now", due)
+    now = [datetime(2026, 12, 3, 10, 0, tzinfo=UTC)]
+    client = ScriptedClient([[observation(9)]])
+    client.stored["o9"] = observation(9)
+    poller = Poller(client, state, POLICY, clock=lambda: now[0])  # type: ignore[arg-type]
+    first = poller.poll_once()
+    assert first.deferred == 1 and first.skipped == 0
+    assert not state.handled(poller.server, "o9", "1")
+    assert state.deferred(poller.server)["o9"][1] == due.timestamp()
+    client.pages = []
+    assert poller.poll_once().seen == 0  # not due yet: not even read
+    del outcomes["o9"]
+    now[0] = datetime(2026, 12, 5, 9, 51, tzinfo=UTC)
+    assert poller.poll_once().written == 1
+    assert state.handled(poller.server, "o9", "1") and state.deferred(poller.server) == {}
 
 
 def test_patient_of_reads_plain_patient_references_only() -> None:
