@@ -9,6 +9,7 @@ wait; and a request head that takes longer than ``FHIRCAC_CLIENT_TIMEOUT`` is cu
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -21,6 +22,8 @@ import pytest
 import requests
 
 from tests.integration.conftest import fhircac_service
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / ".artifacts"
 
 pytestmark = pytest.mark.integration
 
@@ -102,11 +105,23 @@ def test_a_legitimate_caller_is_answered_while_slow_clients_are_held(patient_ser
     with slow_clients(base_url, SLOW_HEADS, SLOW_BODIES) as sockets:
         time.sleep(1.0)  # the slow connections are accepted and being read
         answers = []
+        waited: list[float] = []
         for _ in range(ROUNDS):
-            answers.append(requests.get(f"{base_url}/healthz", timeout=CALL_TIMEOUT).status_code)
-            answers.append(requests.post(f"{base_url}/calc", json=calc, timeout=CALL_TIMEOUT).status_code)
+            for method, path, body in (("GET", "/healthz", None), ("POST", "/calc", calc)):
+                started = time.monotonic()
+                answer = requests.request(method, f"{base_url}{path}", json=body, timeout=CALL_TIMEOUT)
+                waited.append(time.monotonic() - started)
+                answers.append(answer.status_code)
             time.sleep(1.0)
         held = [still_open(sock) for sock in sockets]
+    # How long a legitimate caller waited, for the record (the "under a second" is a
+    # measurement on this machine, printed and kept, not a pass/fail threshold: tests never fail
+    # on timing). The property asserted is that nobody is starved.
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "slow-clients.json").write_text(
+        json.dumps({"slow_connections": len(sockets), "seconds_waited": waited, "max": max(waited)})
+    )
+    print(f"slow clients held: {len(sockets)}; a legitimate call waited at most {max(waited):.3f} s")
     assert answers and set(answers) == {200}
     # every slow connection was still held (not dropped, not answered) while the others were served
     assert all(held), held
