@@ -1101,12 +1101,17 @@ class _Reader:
             found.coronary.add(history)
             self.result.use(located)
             return
-        if Kind.HAEMORRHAGIC_STROKE in kinds:
+        intracranial = _codes_of(concept, codes.SNOMED) & codes.INTRACRANIAL_HAEMORRHAGE_SNOMED
+        if Kind.HAEMORRHAGIC_STROKE in kinds or intracranial:
             found.bleeding = True
             self.result.use(located)
+            if Kind.HAEMORRHAGIC_STROKE in kinds:
+                name = kinds[Kind.HAEMORRHAGIC_STROKE].display
+            else:
+                name = f"intracranial haemorrhage (SNOMED {min(intracranial)})"
             self.note(
                 located.location,
-                f"{kinds[Kind.HAEMORRHAGIC_STROKE].display!r}: a haemorrhagic stroke is not atherosclerotic "
+                f"{name!r}: a haemorrhagic stroke is not atherosclerotic "
                 "disease; read as raised bleeding risk",
             )
             return
@@ -1133,8 +1138,10 @@ class _Reader:
         ):
             found.symptoms = True
             self.result.use(located)
-        elif _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK or _icd10_match(
-            concept, codes.BLEEDING_ICD10
+        elif (
+            _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
+            or _icd10_match(concept, codes.BLEEDING_ICD10)
+            or _codes_of(concept, codes.SNOMED) & codes.BLEEDING_SNOMED
         ):
             found.bleeding = True
             self.result.use(located)
@@ -1191,11 +1198,19 @@ def _smoking_of(concept: Any) -> bool | None:
     return None
 
 
+_OTHER_CONDITION_SNOMED = (
+    codes.DIABETES_SNOMED
+    | codes.SYMPTOM_SNOMED
+    | codes.INTRACRANIAL_HAEMORRHAGE_SNOMED
+    | codes.BLEEDING_SNOMED
+)
+
+
 def _is_relevant_condition(concept: Any) -> bool:
     return bool(
         coronary_history(concept) is not None
         or _concepts(concept)
-        or _codes_of(concept, codes.SNOMED) & (codes.DIABETES_SNOMED | codes.SYMPTOM_SNOMED)
+        or _codes_of(concept, codes.SNOMED) & _OTHER_CONDITION_SNOMED
         or _icd10_match(concept, (*codes.DIABETES_ICD10, *codes.SYMPTOM_ICD10, *codes.BLEEDING_ICD10))
         or _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
     )

@@ -558,3 +558,21 @@ def test_f6_a_defect_in_an_element_fhircac_does_not_read_keeps_the_resource() ->
     unknown["colour"] = "blue"  # not a FHIR element at all: still reported, the scan is refused
     groups, _ = group_by_patient([("in.json", fb.collection(patient(), unknown))])
     assert any("unknown element" in i.message for i in read_patient(groups[0], AS_OF).issues)
+
+
+# -- second review: neighbouring shapes -----------------------------------------------------------------
+def test_f3_snomed_coded_haemorrhage_and_bleeding_disorders_are_raised_bleeding_risk() -> None:
+    """Synthea and Epic/Cerner problem lists carry SNOMED, not ICD-10: a cerebral haemorrhage coded
+    274100004 must stop "aspirin may be considered" exactly as ICD-10 I61 does."""
+    resolved = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "resolved"}]
+    }
+    for code in ("274100004", "1386000", "21454007"):  # cerebral, intracranial, subarachnoid
+        evaluation = evaluated(patient(), cac(150), condition(code, clinicalStatus=resolved), *risk_inputs())
+        assert "aspirin-may-be-considered" not in rule_ids(evaluation), code
+        assert "aspirin-bleeding-risk" in rule_ids(evaluation), code
+        assert evaluation.summary()["inputs"]["known_ascvd"] is False, code
+        assert "not atherosclerotic" in notes(evaluation.read), code
+    for code in ("74474003", "64779008", "90935002"):  # GI haemorrhage, coagulation disorder, haemophilia
+        record = record_of(patient(), cac(), condition(code))
+        assert record.high_bleeding_risk is True, code
