@@ -576,3 +576,15 @@ def test_f3_snomed_coded_haemorrhage_and_bleeding_disorders_are_raised_bleeding_
     for code in ("74474003", "64779008", "90935002"):  # GI haemorrhage, coagulation disorder, haemophilia
         record = record_of(patient(), cac(), condition(code))
         assert record.high_bleeding_risk is True, code
+
+
+def test_f5_synthea_off_pump_cabg_procedure_alone_is_known_coronary_disease() -> None:
+    """Synthea 3.3 records CABG as SNOMED 418824004 "Off-pump coronary artery bypass", which no CABG
+    value set of the pack holds; with only the procedure on the chart it must still be a bypass."""
+    evaluation = evaluated(patient(), cac(0), procedure("418824004", codes.SNOMED), *risk_inputs())
+    assert evaluation.read.record is not None
+    assert evaluation.read.record.coronary_history == (CoronaryHistory.BYPASS,)
+    assert "secondary-prevention" in rule_ids(evaluation) and "statin-cac-0-withhold" not in rule_ids(
+        evaluation
+    )
+    assert "not recognised" not in notes(evaluation.read)
