@@ -213,7 +213,7 @@ class _Reader:
             symptoms=True if problems.symptoms else None,
             high_bleeding_risk=bleeding,
             patient_id=self.data.patient.key,
-            deceased=self._deceased(),
+            deceased=self._deceased(current_day if scans else None),
         )
         self.result.record = record
         self.result.issues = _merge_repeats(self.result.issues)
@@ -768,9 +768,12 @@ class _Reader:
             return True
         return False if problems_listed else None
 
-    def _deceased(self) -> bool | None:
+    def _deceased(self, scan_day: date | None) -> bool | None:
+        """Deceased by the as-of date; a current scan dated after the death is warned about (it
+        cannot be this patient's, or one of the two dates is wrong)."""
         patient = self.data.patient
         resource = patient.resource
+        day: date | None = None
         if isinstance(resource.get("deceasedBoolean"), bool):
             dead = bool(resource["deceasedBoolean"])
         elif resource.get("deceasedDateTime"):
@@ -783,6 +786,12 @@ class _Reader:
                 patient.location,
                 "the patient is recorded as deceased: the record is assessed, but no active care plan or "
                 "repeat scan is proposed",
+            )
+        if day is not None and scan_day is not None and scan_day > day:
+            self.warn(
+                patient.at("deceasedDateTime"),
+                f"the current CAC scan ({scan_day}) is dated after the recorded death ({day}): check that "
+                "the scan belongs to this patient and that both dates are right",
             )
         return dead
 

@@ -588,3 +588,15 @@ def test_f5_synthea_off_pump_cabg_procedure_alone_is_known_coronary_disease() ->
         evaluation
     )
     assert "not recognised" not in notes(evaluation.read)
+
+
+def test_f11_a_scan_dated_after_the_recorded_death_is_warned_about() -> None:
+    """A CAC scan after the recorded death is impossible: a wrong patient link or a wrong date."""
+    dead = patient(deceasedDateTime="2026-01-01T00:00:00Z")
+    result = read(dead, cac(150))
+    assert result.record is not None and result.record.deceased is True
+    after = [i for i in result.issues if "after the recorded death" in i.message]
+    assert len(after) == 1 and not after[0].is_error
+    assert "2026-10-20" in after[0].message and "2026-01-01" in after[0].message
+    before = read(patient(deceasedDateTime="2026-11-01T00:00:00Z"), cac(150))
+    assert "after the recorded death" not in notes(before)
