@@ -718,6 +718,13 @@ class _Reader:
             if latest is None or latest[0] < day or (latest[1] is None and smoker):
                 self.note(located.location, "smoking status read from the problem list")
                 latest = (day, smoker, located)
+            elif smoker and latest[1] is False:
+                since = f"since {day}" if day != date.min else "undated"
+                self.note(
+                    located.location,
+                    f"an active tobacco-use problem ({since}) is contradicted by a later smoking status "
+                    f"({latest[0]}, not a current smoker): the later status is used",
+                )
         if latest is None:
             return None
         self.result.use(latest[2])

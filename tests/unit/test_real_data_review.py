@@ -600,3 +600,15 @@ def test_f11_a_scan_dated_after_the_recorded_death_is_warned_about() -> None:
     assert "2026-10-20" in after[0].message and "2026-01-01" in after[0].message
     before = read(patient(deceasedDateTime="2026-11-01T00:00:00Z"), cac(150))
     assert "after the recorded death" not in notes(before)
+
+
+def test_f10_an_active_smoking_problem_overruled_by_a_later_status_says_so() -> None:
+    """Synthea 3.3 (Germán350, Zackary401) keeps an active "Smokes tobacco daily" Condition next to
+    later "Never smoked" statuses: the later status is used, and the conflict is not silent."""
+    daily = condition("449868002", onset="2001-10-12")
+    result = read(patient(), cac(), daily, fb.smoking("266919005", date="2026-06-12"))
+    assert result.record is not None and result.record.current_smoker is False
+    assert "contradicted by a later smoking status" in notes(result)
+    agrees = read(patient(), cac(), daily, fb.smoking("77176002", date="2026-06-12"))
+    assert agrees.record is not None and agrees.record.current_smoker is True
+    assert "contradicted" not in notes(agrees)
