@@ -902,6 +902,8 @@ class _Reader:
             if not classified.classes:
                 if classified.note:
                     self.note(located.location, classified.note)
+                if self._unidentified(located) and located.resource.get("status") in ("active", "unknown"):
+                    unknown |= set(DrugClass)  # a current order for a drug the input does not name
                 continue
             if classified.note:
                 self.note(located.location, classified.note)
@@ -924,6 +926,16 @@ class _Reader:
         for drug_class in sorted(orders):
             periods += self._courses(drug_class, orders[drug_class])
         return periods, frozenset(unknown)
+
+    def _unidentified(self, located: Located) -> bool:
+        """Names no drug at all: a medicationReference outside the input, without a display."""
+        resource = located.resource
+        reference = resource.get("medicationReference") or {}
+        return (
+            "medicationCodeableConcept" not in resource
+            and reference.get("reference") not in self.data.medications
+            and not reference.get("display")
+        )
 
     def _order(self, located: Located, status: Any, name: str | None) -> _Order | None:
         """A MedicationRequest as an order: its start, and its end where one is recorded or implied
@@ -1067,6 +1079,8 @@ class _Reader:
         if medication is not None:
             concepts.append(medication.resource.get("code"))
             concepts += [i.get("itemCodeableConcept") for i in medication.resource.get("ingredient") or []]
+        elif isinstance(display := (resource.get("medicationReference") or {}).get("display"), str):
+            concepts.append({"text": display})  # the Medication is not in the input
         return read_medication(c for c in concepts if isinstance(c, dict))
 
     # -- conditions and procedures -----------------------------------------------------------------

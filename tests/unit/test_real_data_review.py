@@ -612,3 +612,26 @@ def test_f10_an_active_smoking_problem_overruled_by_a_later_status_says_so() -> 
     agrees = read(patient(), cac(), daily, fb.smoking("77176002", date="2026-06-12"))
     assert agrees.record is not None and agrees.record.current_smoker is True
     assert "contradicted" not in notes(agrees)
+
+
+def test_f6_a_medication_reference_outside_the_input_drops_only_that_order() -> None:
+    """Epic/Cerner searches return MedicationRequest without the Medication it references unless
+    _include is asked for: the patient is still assessed, the reference's display is read by name."""
+    named = request("617312", "atorvastatin", "2026-01-01", "active", id="named")
+    del named["medicationCodeableConcept"]
+    named["medicationReference"] = {
+        "reference": "Medication/eAbc",
+        "display": "atorvastatin 40 MG Oral Tablet",
+    }
+    bare = request("617312", "atorvastatin", "2026-01-01", "active", id="bare")
+    del bare["medicationCodeableConcept"]
+    bare["medicationReference"] = {"reference": "Medication/eXyz"}
+    groups, issues = group_by_patient([("in.json", fb.collection(patient(), cac(), named, bare))])
+    unresolved = [i for i in issues if "does not resolve" in i.message]
+    assert len(unresolved) == 2 and not any(i.is_error for i in issues)
+    record = read_patient(groups[0], AS_OF).record
+    assert record is not None and record.taking(DrugClass.STATIN, date(2026, 10, 20))
+    evaluation = evaluated(patient(), cac(), bare, *risk_inputs())  # an active order for an unnamed drug
+    assert "statin-cac-100" in rule_ids(evaluation)
+    assert evaluation.summary()["inputs"]["statin"]["at_scan"] is None  # unknown, not "not taking"
+    assert evaluation.summary()["inputs"]["antithrombotic_at_scan"] is None
