@@ -494,6 +494,14 @@ class _Reader:
                     located.at(f"{prefix}valueQuantity.value"), "the CAC score is not a number", "value"
                 )
                 return None
+            if quantity.get("comparator"):
+                bound = f"{quantity['comparator']}{value:g}"
+                self.error(
+                    located.at(f"{prefix}valueQuantity.comparator"),
+                    f"the CAC score is given as a bound ({bound!r}), not a score: it is not used as one",
+                    "value",
+                )
+                return None
             code, unit = quantity.get("code"), quantity.get("unit")
             if code is not None and code not in codes.AGATSTON_UNITS:
                 accepted = ", ".join(sorted(codes.AGATSTON_UNITS))

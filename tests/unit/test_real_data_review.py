@@ -635,3 +635,16 @@ def test_f6_a_medication_reference_outside_the_input_drops_only_that_order() -> 
     assert "statin-cac-100" in rule_ids(evaluation)
     assert evaluation.summary()["inputs"]["statin"]["at_scan"] is None  # unknown, not "not taking"
     assert evaluation.summary()["inputs"]["antithrombotic_at_scan"] is None
+
+
+def test_f12_a_cac_score_given_as_a_bound_is_not_read_as_that_number() -> None:
+    """valueQuantity.comparator "<" 1 is not a score of 1 (band 1-99): it is refused, saying why,
+    like any CAC value that is not a number, never silently used as exact."""
+    for comparator in ("<", "<=", ">", ">="):
+        bound = cac(
+            1, valueQuantity={"value": 1, "comparator": comparator, "system": codes.UCUM, "code": "1"}
+        )
+        result = read(patient(), bound)
+        errors = [i for i in result.issues if i.is_error]
+        assert result.record is None or result.record.scans == (), comparator
+        assert any(f"'{comparator}1'" in i.message and "bound" in i.message for i in errors), comparator
