@@ -242,6 +242,11 @@ SYMPTOM_ICD10 = ("R07", "R06.0")
 # (I60-I62).
 HIGH_BLEEDING_RISK = "high-bleeding-risk"
 BLEEDING_ICD10 = ("D65", "D66", "D67", "D68", "D69", "K92.0", "K92.1", "K92.2", "I60", "I61", "I62")
+# The same in SNOMED CT, as Synthea and Epic/Cerner problem lists code them: intracranial haemorrhage
+# (any clinical status: a past bleed stays a reason against aspirin, like a haemorrhagic stroke in the
+# terminology tables) and, while active, GI haemorrhage and coagulation/platelet disorders.
+INTRACRANIAL_HAEMORRHAGE_SNOMED = frozenset({"274100004", "1386000", "21454007"})
+BLEEDING_SNOMED = frozenset({"74474003", "64779008", "90935002", "128105004", "302215000"})
 # Family history: a FamilyMemberHistory condition in this set, in a first-degree relative, with onset
 # before 55 (male relative) or 65 (female relative); or an Observation coded with the fhircac code
 # below and a boolean value (the only way to state "no" explicitly).

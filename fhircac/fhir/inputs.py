@@ -573,13 +573,14 @@ def _attach_medications(group: PatientInput, index: _Index, issues: list[Issue])
         if reference is None:
             continue
         target = _contained(located, reference) if reference.startswith("#") else index.resolve(reference)
-        if target is None:
+        if target is None:  # a search without _include: the order is read by the reference's display
             issues.append(
                 Issue(
-                    "error",
+                    "warning",
                     "not-found",
                     located.at("medicationReference"),
-                    f"reference {reference!r} does not resolve in the input",
+                    f"reference {reference!r} does not resolve in the input: the medication is read from "
+                    "the reference's display, if any",
                 )
             )
         elif target.type != "Medication":

@@ -213,7 +213,7 @@ class _Reader:
             symptoms=True if problems.symptoms else None,
             high_bleeding_risk=bleeding,
             patient_id=self.data.patient.key,
-            deceased=self._deceased(),
+            deceased=self._deceased(current_day if scans else None),
         )
         self.result.record = record
         self.result.issues = _merge_repeats(self.result.issues)
@@ -494,6 +494,14 @@ class _Reader:
                     located.at(f"{prefix}valueQuantity.value"), "the CAC score is not a number", "value"
                 )
                 return None
+            if quantity.get("comparator"):
+                bound = f"{quantity['comparator']}{value:g}"
+                self.error(
+                    located.at(f"{prefix}valueQuantity.comparator"),
+                    f"the CAC score is given as a bound ({bound!r}), not a score: it is not used as one",
+                    "value",
+                )
+                return None
             code, unit = quantity.get("code"), quantity.get("unit")
             if code is not None and code not in codes.AGATSTON_UNITS:
                 accepted = ", ".join(sorted(codes.AGATSTON_UNITS))
@@ -718,6 +726,13 @@ class _Reader:
             if latest is None or latest[0] < day or (latest[1] is None and smoker):
                 self.note(located.location, "smoking status read from the problem list")
                 latest = (day, smoker, located)
+            elif smoker and latest[1] is False:
+                since = f"since {day}" if day != date.min else "undated"
+                self.note(
+                    located.location,
+                    f"an active tobacco-use problem ({since}) is contradicted by a later smoking status "
+                    f"({latest[0]}, not a current smoker): the later status is used",
+                )
         if latest is None:
             return None
         self.result.use(latest[2])
@@ -768,9 +783,12 @@ class _Reader:
             return True
         return False if problems_listed else None
 
-    def _deceased(self) -> bool | None:
+    def _deceased(self, scan_day: date | None) -> bool | None:
+        """Deceased by the as-of date; a current scan dated after the death is warned about (it
+        cannot be this patient's, or one of the two dates is wrong)."""
         patient = self.data.patient
         resource = patient.resource
+        day: date | None = None
         if isinstance(resource.get("deceasedBoolean"), bool):
             dead = bool(resource["deceasedBoolean"])
         elif resource.get("deceasedDateTime"):
@@ -783,6 +801,12 @@ class _Reader:
                 patient.location,
                 "the patient is recorded as deceased: the record is assessed, but no active care plan or "
                 "repeat scan is proposed",
+            )
+        if day is not None and scan_day is not None and scan_day > day:
+            self.warn(
+                patient.at("deceasedDateTime"),
+                f"the current CAC scan ({scan_day}) is dated after the recorded death ({day}): check that "
+                "the scan belongs to this patient and that both dates are right",
             )
         return dead
 
@@ -886,6 +910,8 @@ class _Reader:
             if not classified.classes:
                 if classified.note:
                     self.note(located.location, classified.note)
+                if self._unidentified(located) and located.resource.get("status") in ("active", "unknown"):
+                    unknown |= set(DrugClass)  # a current order for a drug the input does not name
                 continue
             if classified.note:
                 self.note(located.location, classified.note)
@@ -908,6 +934,16 @@ class _Reader:
         for drug_class in sorted(orders):
             periods += self._courses(drug_class, orders[drug_class])
         return periods, frozenset(unknown)
+
+    def _unidentified(self, located: Located) -> bool:
+        """Names no drug at all: a medicationReference outside the input, without a display."""
+        resource = located.resource
+        reference = resource.get("medicationReference") or {}
+        return (
+            "medicationCodeableConcept" not in resource
+            and reference.get("reference") not in self.data.medications
+            and not reference.get("display")
+        )
 
     def _order(self, located: Located, status: Any, name: str | None) -> _Order | None:
         """A MedicationRequest as an order: its start, and its end where one is recorded or implied
@@ -1051,6 +1087,8 @@ class _Reader:
         if medication is not None:
             concepts.append(medication.resource.get("code"))
             concepts += [i.get("itemCodeableConcept") for i in medication.resource.get("ingredient") or []]
+        elif isinstance(display := (resource.get("medicationReference") or {}).get("display"), str):
+            concepts.append({"text": display})  # the Medication is not in the input
         return read_medication(c for c in concepts if isinstance(c, dict))
 
     # -- conditions and procedures -----------------------------------------------------------------
@@ -1101,12 +1139,17 @@ class _Reader:
             found.coronary.add(history)
             self.result.use(located)
             return
-        if Kind.HAEMORRHAGIC_STROKE in kinds:
+        intracranial = _codes_of(concept, codes.SNOMED) & codes.INTRACRANIAL_HAEMORRHAGE_SNOMED
+        if Kind.HAEMORRHAGIC_STROKE in kinds or intracranial:
             found.bleeding = True
             self.result.use(located)
+            if Kind.HAEMORRHAGIC_STROKE in kinds:
+                name = kinds[Kind.HAEMORRHAGIC_STROKE].display
+            else:
+                name = f"intracranial haemorrhage (SNOMED {min(intracranial)})"
             self.note(
                 located.location,
-                f"{kinds[Kind.HAEMORRHAGIC_STROKE].display!r}: a haemorrhagic stroke is not atherosclerotic "
+                f"{name!r}: a haemorrhagic stroke is not atherosclerotic "
                 "disease; read as raised bleeding risk",
             )
             return
@@ -1133,8 +1176,10 @@ class _Reader:
         ):
             found.symptoms = True
             self.result.use(located)
-        elif _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK or _icd10_match(
-            concept, codes.BLEEDING_ICD10
+        elif (
+            _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
+            or _icd10_match(concept, codes.BLEEDING_ICD10)
+            or _codes_of(concept, codes.SNOMED) & codes.BLEEDING_SNOMED
         ):
             found.bleeding = True
             self.result.use(located)
@@ -1191,11 +1236,19 @@ def _smoking_of(concept: Any) -> bool | None:
     return None
 
 
+_OTHER_CONDITION_SNOMED = (
+    codes.DIABETES_SNOMED
+    | codes.SYMPTOM_SNOMED
+    | codes.INTRACRANIAL_HAEMORRHAGE_SNOMED
+    | codes.BLEEDING_SNOMED
+)
+
+
 def _is_relevant_condition(concept: Any) -> bool:
     return bool(
         coronary_history(concept) is not None
         or _concepts(concept)
-        or _codes_of(concept, codes.SNOMED) & (codes.DIABETES_SNOMED | codes.SYMPTOM_SNOMED)
+        or _codes_of(concept, codes.SNOMED) & _OTHER_CONDITION_SNOMED
         or _icd10_match(concept, (*codes.DIABETES_ICD10, *codes.SYMPTOM_ICD10, *codes.BLEEDING_ICD10))
         or _fhircac_code(concept) == codes.HIGH_BLEEDING_RISK
     )

@@ -98,7 +98,13 @@ _ICD10_PREFIXES = tuple(
         *codes.CORONARY_ICD10,
     )
 )
-_CONDITION_SNOMED = codes.DIABETES_SNOMED | codes.SYMPTOM_SNOMED | frozenset(codes.CORONARY_SNOMED)
+_CONDITION_SNOMED = (
+    codes.DIABETES_SNOMED
+    | codes.SYMPTOM_SNOMED
+    | codes.INTRACRANIAL_HAEMORRHAGE_SNOMED
+    | codes.BLEEDING_SNOMED
+    | frozenset(codes.CORONARY_SNOMED)
+)
 
 
 def read_condition(resource: dict[str, Any]) -> bool:

@@ -103,9 +103,20 @@ def test_unknown_units_each_named(tmp_path: Path) -> None:
 
 
 def test_references_that_do_not_resolve(tmp_path: Path) -> None:
-    bundle = fb.full_record(fb.medication_statement(reference="Medication/missing", id="m2"))
+    orphan = fb.lab("2093-3", 200, "mg/dL", id="tc-orphan")
+    orphan["subject"] = {"reference": "Patient/missing"}
+    bundle = fb.full_record(orphan)
     (issue,) = [i for i in outcome(fhircac(write(tmp_path, "x.json", bundle))) if i["severity"] == "error"]
-    assert issue["code"] == "not-found" and "Medication/missing" in issue["diagnostics"]
+    assert issue["code"] == "not-found" and "Patient/missing" in issue["diagnostics"]
+
+
+def test_a_medication_not_in_the_input_is_a_warning_not_a_refusal(tmp_path: Path) -> None:
+    """An EHR search without _include leaves the Medication out: the patient is still assessed."""
+    bundle = fb.full_record(fb.medication_statement(reference="Medication/missing", id="m2"))
+    result = fhircac(write(tmp_path, "x.json", bundle), "--format", "summary")
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    assert any("Medication/missing" in note for note in json.loads(line)["input_notes"])
 
 
 def test_several_patients_mixed_in_one_record(tmp_path: Path) -> None:

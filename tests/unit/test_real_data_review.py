@@ -558,3 +558,93 @@ def test_f6_a_defect_in_an_element_fhircac_does_not_read_keeps_the_resource() ->
     unknown["colour"] = "blue"  # not a FHIR element at all: still reported, the scan is refused
     groups, _ = group_by_patient([("in.json", fb.collection(patient(), unknown))])
     assert any("unknown element" in i.message for i in read_patient(groups[0], AS_OF).issues)
+
+
+# -- second review: neighbouring shapes -----------------------------------------------------------------
+def test_f3_snomed_coded_haemorrhage_and_bleeding_disorders_are_raised_bleeding_risk() -> None:
+    """Synthea and Epic/Cerner problem lists carry SNOMED, not ICD-10: a cerebral haemorrhage coded
+    274100004 must stop "aspirin may be considered" exactly as ICD-10 I61 does."""
+    resolved = {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "resolved"}]
+    }
+    for code in ("274100004", "1386000", "21454007"):  # cerebral, intracranial, subarachnoid
+        evaluation = evaluated(patient(), cac(150), condition(code, clinicalStatus=resolved), *risk_inputs())
+        assert "aspirin-may-be-considered" not in rule_ids(evaluation), code
+        assert "aspirin-bleeding-risk" in rule_ids(evaluation), code
+        assert evaluation.summary()["inputs"]["known_ascvd"] is False, code
+        assert "not atherosclerotic" in notes(evaluation.read), code
+    for code in ("74474003", "64779008", "90935002"):  # GI haemorrhage, coagulation disorder, haemophilia
+        record = record_of(patient(), cac(), condition(code))
+        assert record.high_bleeding_risk is True, code
+
+
+def test_f5_synthea_off_pump_cabg_procedure_alone_is_known_coronary_disease() -> None:
+    """Synthea 3.3 records CABG as SNOMED 418824004 "Off-pump coronary artery bypass", which no CABG
+    value set of the pack holds; with only the procedure on the chart it must still be a bypass."""
+    evaluation = evaluated(patient(), cac(0), procedure("418824004", codes.SNOMED), *risk_inputs())
+    assert evaluation.read.record is not None
+    assert evaluation.read.record.coronary_history == (CoronaryHistory.BYPASS,)
+    assert "secondary-prevention" in rule_ids(evaluation) and "statin-cac-0-withhold" not in rule_ids(
+        evaluation
+    )
+    assert "not recognised" not in notes(evaluation.read)
+
+
+def test_f11_a_scan_dated_after_the_recorded_death_is_warned_about() -> None:
+    """A CAC scan after the recorded death is impossible: a wrong patient link or a wrong date."""
+    dead = patient(deceasedDateTime="2026-01-01T00:00:00Z")
+    result = read(dead, cac(150))
+    assert result.record is not None and result.record.deceased is True
+    after = [i for i in result.issues if "after the recorded death" in i.message]
+    assert len(after) == 1 and not after[0].is_error
+    assert "2026-10-20" in after[0].message and "2026-01-01" in after[0].message
+    before = read(patient(deceasedDateTime="2026-11-01T00:00:00Z"), cac(150))
+    assert "after the recorded death" not in notes(before)
+
+
+def test_f10_an_active_smoking_problem_overruled_by_a_later_status_says_so() -> None:
+    """Synthea 3.3 (Germán350, Zackary401) keeps an active "Smokes tobacco daily" Condition next to
+    later "Never smoked" statuses: the later status is used, and the conflict is not silent."""
+    daily = condition("449868002", onset="2001-10-12")
+    result = read(patient(), cac(), daily, fb.smoking("266919005", date="2026-06-12"))
+    assert result.record is not None and result.record.current_smoker is False
+    assert "contradicted by a later smoking status" in notes(result)
+    agrees = read(patient(), cac(), daily, fb.smoking("77176002", date="2026-06-12"))
+    assert agrees.record is not None and agrees.record.current_smoker is True
+    assert "contradicted" not in notes(agrees)
+
+
+def test_f6_a_medication_reference_outside_the_input_drops_only_that_order() -> None:
+    """Epic/Cerner searches return MedicationRequest without the Medication it references unless
+    _include is asked for: the patient is still assessed, the reference's display is read by name."""
+    named = request("617312", "atorvastatin", "2026-01-01", "active", id="named")
+    del named["medicationCodeableConcept"]
+    named["medicationReference"] = {
+        "reference": "Medication/eAbc",
+        "display": "atorvastatin 40 MG Oral Tablet",
+    }
+    bare = request("617312", "atorvastatin", "2026-01-01", "active", id="bare")
+    del bare["medicationCodeableConcept"]
+    bare["medicationReference"] = {"reference": "Medication/eXyz"}
+    groups, issues = group_by_patient([("in.json", fb.collection(patient(), cac(), named, bare))])
+    unresolved = [i for i in issues if "does not resolve" in i.message]
+    assert len(unresolved) == 2 and not any(i.is_error for i in issues)
+    record = read_patient(groups[0], AS_OF).record
+    assert record is not None and record.taking(DrugClass.STATIN, date(2026, 10, 20))
+    evaluation = evaluated(patient(), cac(), bare, *risk_inputs())  # an active order for an unnamed drug
+    assert "statin-cac-100" in rule_ids(evaluation)
+    assert evaluation.summary()["inputs"]["statin"]["at_scan"] is None  # unknown, not "not taking"
+    assert evaluation.summary()["inputs"]["antithrombotic_at_scan"] is None
+
+
+def test_f12_a_cac_score_given_as_a_bound_is_not_read_as_that_number() -> None:
+    """valueQuantity.comparator "<" 1 is not a score of 1 (band 1-99): it is refused, saying why,
+    like any CAC value that is not a number, never silently used as exact."""
+    for comparator in ("<", "<=", ">", ">="):
+        bound = cac(
+            1, valueQuantity={"value": 1, "comparator": comparator, "system": codes.UCUM, "code": "1"}
+        )
+        result = read(patient(), bound)
+        errors = [i for i in result.issues if i.is_error]
+        assert result.record is None or result.record.scans == (), comparator
+        assert any(f"'{comparator}1'" in i.message and "bound" in i.message for i in errors), comparator
