@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/calc_batch.py
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/large_record.py
 
 bench-writeback: hapi
 	$(BIN)/python bench/writeback.py

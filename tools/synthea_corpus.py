@@ -13,8 +13,8 @@ tools/synthea/cache/corpus-KEY/ is the same Bundles, each with one or two CAC Ob
 (``add_cac``). KEY names the Synthea version, seed, population, ages and reference date, so changing
 any of them regenerates; anything else in the cache is removed. Generation runs under a deadline
 (FHIRCAC_SYNTHEA_TIMEOUT, default 900 s); Java is killed on timeout, error, interrupt or SIGTERM,
-and by Linux when this process dies. ``manifest.json`` in the corpus lists each file, its patient, the scans added and the
-``as_of`` date to evaluate the corpus with.
+and by Linux when this process dies. ``manifest.json`` in the corpus lists each file, its patient,
+the scans added and the ``as_of`` date to evaluate the corpus with.
 """
 
 from __future__ import annotations
