@@ -7,7 +7,8 @@ no code or code list with fhircac. The summary's ``inputs`` must agree with it o
 sex, deceased, statin at the scan, antithrombotic at the scan, diabetes, known ASCVD.
 
 The independent rules (each documented where it is applied):
-- Sex: ``Patient.gender``; else the US Core birth-sex extension.
+- Sex: ``Patient.gender``; else the US Core birth-sex extension. Deceased: ``deceased[x]``; its
+  absence is "no statement" in FHIR, so unknown (None), as Synthea writes it for the living.
 - Medications: a MedicationRequest's drug is its ``medicationCodeableConcept`` or the bundled
   Medication it references; its class comes from ingredient names in the display and text.
 - Medication periods: Synthea writes a chronic drug as yearly re-orders (each ``stopped`` with no
@@ -68,7 +69,7 @@ NOT_CONFIRMED = {"refuted", "entered-in-error", "unconfirmed", "provisional", "d
 class Reading:
     patient: str
     sex: str | None
-    deceased: bool
+    deceased: bool | None
     scan: date
     statin_at_scan: bool
     antithrombotic_at_scan: bool
@@ -162,7 +163,7 @@ def independent_reading(bundle: dict[str, Any], as_of: date) -> Reading:
     return Reading(
         patient=f"Patient/{patient['id']}",
         sex=sex,
-        deceased=bool(patient.get("deceasedDateTime") or patient.get("deceasedBoolean")),
+        deceased=True if patient.get("deceasedDateTime") else patient.get("deceasedBoolean"),
         scan=scan,
         statin_at_scan=_taken_on(statin, scan, as_of),
         antithrombotic_at_scan=_taken_on(antithrombotic, scan, as_of),
@@ -287,6 +288,34 @@ def test_evaluate_assesses_every_patient_of_the_corpus(
 def test_independent_reading_covers_what_it_compares(readings: dict[str, Reading]) -> None:
     """The comparison below means something only if the corpus has both answers for each field."""
     values = [asdict(reading) for reading in readings.values()]
-    for field in ("statin_at_scan", "antithrombotic_at_scan", "diabetes", "known_ascvd", "deceased"):
+    for field in ("statin_at_scan", "antithrombotic_at_scan", "diabetes", "known_ascvd"):
         assert {v[field] for v in values} == {True, False}, field
+    assert {v["deceased"] for v in values} == {True, None}
     assert {v["sex"] for v in values} == {"female", "male"}
+
+
+def _as_read(summary: dict[str, Any]) -> dict[str, Any]:
+    inputs = summary["inputs"]
+    return {
+        "sex": inputs["sex"],
+        "deceased": inputs["deceased"],
+        "statin_at_scan": inputs["statin"]["at_scan"],
+        "antithrombotic_at_scan": inputs["antithrombotic_at_scan"],
+        "diabetes": inputs["diabetes"],
+        "known_ascvd": inputs["known_ascvd"],
+    }
+
+
+def test_inputs_agree_with_the_independent_reading_on_every_patient(
+    evaluated: list[Run], readings: dict[str, Reading]
+) -> None:
+    disagreements = []
+    for summary in (s for run in evaluated for s in run.summaries):
+        expected = asdict(readings[summary["patient"]])
+        for field, value in _as_read(summary).items():
+            if value != expected[field]:
+                disagreements.append(
+                    f"{summary['patient']} {field}: fhircac {value!r}, independent {expected[field]!r}"
+                    f" (scan {expected['scan']})"
+                )
+    assert disagreements == [], "\n".join(disagreements)
