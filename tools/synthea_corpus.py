@@ -303,8 +303,12 @@ def add_cac(bundle: dict[str, Any], seed: int = SEED) -> list[AddedScan]:
     return added
 
 
+def corpus_dir() -> Path:
+    return CACHE / f"corpus-{corpus_key()}"
+
+
 def write_corpus(raw: Path) -> Path:
-    target = CACHE / f"corpus-{corpus_key()}"
+    target = corpus_dir()
     if (target / "manifest.json").exists():
         return target
     work = CACHE / f".work-corpus-{os.getpid()}"
