@@ -371,8 +371,10 @@ def _same(field: str, read: Any, expected: Any) -> bool:
 def test_inputs_agree_with_the_independent_reading_on_every_patient(
     evaluated: list[Run], readings: dict[str, Reading]
 ) -> None:
+    summaries = [s for run in evaluated for s in run.summaries]
+    assert sorted(s["patient"] for s in summaries) == sorted(readings)  # every patient compared
     disagreements = []
-    for summary in (s for run in evaluated for s in run.summaries):
+    for summary in summaries:
         expected = asdict(readings[summary["patient"]])
         for field, value in _as_read(summary).items():
             if not _same(field, value, expected[field]):
