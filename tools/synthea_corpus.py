@@ -40,6 +40,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import processes  # tools/processes.py: one way to stop what tests and tools start
+
 ROOT = Path(__file__).resolve().parent / "synthea"
 POM = ROOT / "pom.xml"
 LIB = ROOT / "lib"
@@ -104,21 +106,25 @@ def fetch_synthea() -> Path:
 
 
 def _run_bounded(command: list[str], cwd: Path, log: Path, timeout: float = TIMEOUT) -> int:
-    """Run under a deadline; the child is killed on timeout, error or interrupt, and (Linux) when
-    this process dies, so no Java is ever left running."""
+    """Run under a deadline in a session of its own; stopped (processes.stop: the whole group) on
+    timeout, error or interrupt, and killed by Linux when this process dies, so no Java is ever
+    left running."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as output:
         process = subprocess.Popen(
-            command, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+            command,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
-        try:
-            return process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise SyntheaError(f"{command[0]} did not finish within {timeout:.0f} s; see {log}") from None
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=30)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise SyntheaError(f"{command[0]} did not finish within {timeout:.0f} s; see {log}") from None
+    finally:
+        processes.stop(process, timeout=10)
 
 
 def _die_with_parent() -> None:
