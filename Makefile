@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: serve test lint hapi browser unit integration bench bench-writeback bench-cds fit clean
+.PHONY: serve test lint hapi synthea browser unit integration bench bench-writeback bench-cds fit clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ lint: $(STAMP)
 hapi: $(STAMP)
 	$(BIN)/python tools/hapi_server.py build
 
+# The Synthea test corpus (Synthea 3.3.0 from Maven Central, fixed seed, cached in tools/synthea/cache/;
+# about two minutes when it is not cached).
+synthea: $(STAMP)
+	$(BIN)/python tools/synthea_corpus.py build
+
 # Debian's Chromium and ChromeDriver for the report page's browser test (installed when missing).
 browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
@@ -34,19 +39,20 @@ browser:
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get update -q && \
 	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -q --no-install-recommends chromium chromium-driver
 
-test: lint hapi browser
+test: lint hapi synthea browser
 	$(BIN)/python -m pytest --hypothesis-profile=ci
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
-integration: hapi browser
+integration: hapi synthea browser
 	$(BIN)/python -m pytest tests/integration
 
 bench: $(STAMP)
 	$(BIN)/python bench/calc_batch.py
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/large_record.py
 
 bench-writeback: hapi
 	$(BIN)/python bench/writeback.py
